@@ -1,0 +1,13 @@
+/** The byte transport under a stream: a Node response, or the controller of a Fetch `Response` body. */
+export interface Sink {
+  /** Writes bytes; `false` means the transport's buffer is full and the stream should wait for `ondrain`. */
+  write(chunk: Uint8Array): boolean;
+  /** Sends what was written, then closes. */
+  end(): void;
+  /** Closes at once; bytes not yet sent are discarded (the client never dispatches a cut-off event). */
+  destroy(): void;
+  /** Set by the stream: called when a full buffer has room again. */
+  ondrain: (() => void) | null;
+  /** Set by the stream: called once when the transport has closed, for whatever reason. */
+  onclose: ((error?: Error) => void) | null;
+}
