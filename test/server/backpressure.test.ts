@@ -99,7 +99,7 @@ describe('backpressure', () => {
     assert.equal(await slowClosed.promise, 'slow-consumer');
   });
 
-  it('with the drop policy, keeps a slow client connected, counts what it dropped, and never cuts an event', async () => {
+  it('with the drop policy, keeps a slow client connected, counts what it dropped, and never cuts an event', { timeout: 60_000 }, async () => {
     const got = signal<Stream>();
     const srv = await listen((req, res) => got.resolve(createStream(req, res, { slowConsumer: 'drop', maxQueueBytes: 256 * 1024 })));
     cleanups.push(() => srv.close());
