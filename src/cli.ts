@@ -1,40 +1,147 @@
 #!/usr/bin/env node
-/** The `ssehub` command. */
+/** The `ssehub` command: `serve`, `token`. */
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { ConfigError, SETTINGS, envName, loadConfig, parseDuration, startHub } from './hub/index.js';
+import type { HubConfig } from './hub/index.js';
+import { signToken } from './hub/token.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
 const HELP = `ssehub ${version} — production-grade Server-Sent Events
 
 Usage:
-  ssehub <command> [options]
+  ssehub serve [settings]        run the hub (Mercure protocol) on /.well-known/mercure
+  ssehub serve --dev             zero-config demo: prints tokens and curl commands
+  ssehub token [options]         print a signed token
+  ssehub --help | --version
 
-Commands:
-  serve     run the hub (Mercure protocol) — not implemented yet
-  help      show this help
-
-Options:
-  -h, --help     show this help
-  -v, --version  print the version
+Run "ssehub serve --help" for every setting, "ssehub token --help" for token options.
 `;
 
-/** Runs the CLI with `argv` (without node and script); returns the exit code. */
-function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s), err: (s: string) => void = (s) => process.stderr.write(s)): number {
-  const [command] = argv;
-  if (command === undefined || command === 'help' || command === '-h' || command === '--help') {
-    out(HELP);
-    return 0;
-  }
-  if (command === '-v' || command === '--version') {
-    out(`${version}\n`);
-    return 0;
-  }
-  if (command === 'serve') {
-    err('ssehub serve: the hub is not implemented yet in this version; see the README for the server library.\n');
-    return 1;
-  }
-  err(`ssehub: unknown command "${command}"; run "ssehub --help" for the list.\n`);
-  return 2;
+function serveHelp(): string {
+  const rows = SETTINGS.map((s) => `  --${s.name.padEnd(24)} ${s.description}${s.default !== undefined && s.default !== '' ? ` [${s.default}]` : ''}\n  ${''.padEnd(26)} env ${envName(s.name)}`);
+  return `Usage: ssehub serve [--config FILE] [settings]\n\nEvery setting can also come from its environment variable or a JSON/YAML config file\n(keys as the flag names); flags win over the environment, which wins over the file.\n\n${rows.join('\n')}\n`;
 }
 
-process.exitCode = main(process.argv.slice(2));
+const TOKEN_HELP = `Usage: ssehub token [--publish SELECTOR]... [--subscribe SELECTOR]... [options]
+
+Prints a JWT for this hub, signed with the HMAC key of --jwt-key (or SSEHUB_JWT_KEY).
+
+  --publish SELECTOR    topic selector the token may publish to (repeatable; * for all)
+  --subscribe SELECTOR  selector of private updates the token may receive (repeatable)
+  --jwt-key KEY         the secret (default: $SSEHUB_JWT_KEY)
+  --jwt-alg ALG         HS256 (default), HS384 or HS512
+  --exp DURATION        lifetime such as 1h or 30d (default: no expiry)
+  --sub SUBJECT         the token's subject (used as its rate-limit key)
+`;
+
+async function token(argv: string[]): Promise<number> {
+  const publish: string[] = [];
+  const subscribe: string[] = [];
+  let key = process.env.SSEHUB_JWT_KEY;
+  let alg = process.env.SSEHUB_JWT_ALG ?? 'HS256';
+  let exp: number | undefined;
+  let sub: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i] as string;
+    if (flag === '--help' || flag === '-h') {
+      process.stdout.write(TOKEN_HELP);
+      return 0;
+    }
+    const value = argv[++i];
+    if (value === undefined) throw new ConfigError(flag, 'expected a value');
+    if (flag === '--publish') publish.push(value);
+    else if (flag === '--subscribe') subscribe.push(value);
+    else if (flag === '--jwt-key') key = value;
+    else if (flag === '--jwt-alg') alg = value;
+    else if (flag === '--exp') exp = parseDuration(value);
+    else if (flag === '--sub') sub = value;
+    else throw new ConfigError(flag, 'unknown option; run "ssehub token --help"');
+  }
+  if (key === undefined) throw new ConfigError('--jwt-key', 'no key: pass --jwt-key or set SSEHUB_JWT_KEY');
+  if (publish.length === 0 && subscribe.length === 0) throw new ConfigError('--publish', 'give at least one --publish or --subscribe selector');
+  const signed = await signToken(key, { publish: publish.length > 0 ? publish : undefined, subscribe: subscribe.length > 0 ? subscribe : undefined, subject: sub, expiresIn: exp }, alg as 'HS256');
+  process.stdout.write(`${signed}\n`);
+  return 0;
+}
+
+async function printDevBanner(config: HubConfig, url: string): Promise<void> {
+  const key = config.jwtKey as string;
+  const pub = await signToken(key, { publish: ['*'], subscribe: ['*'] });
+  const subTok = await signToken(key, { subscribe: ['*'] });
+  const hub = `${url.replace('0.0.0.0', '127.0.0.1')}/.well-known/mercure`;
+  process.stderr.write(`
+==================== ssehub DEVELOPMENT MODE — never use in production ====================
+Ephemeral key (changes on every start): ${key}
+Anonymous subscribers allowed; transport: ${config.transport}.
+
+Publisher token:  ${pub}
+Subscriber token (may also read private updates): ${subTok}
+
+Subscribe:  curl -N -g '${hub}?topic=https://example.com/books/{id}'
+Publish:    curl -d 'topic=https://example.com/books/1' -d 'data={"title":"SSE"}' \\
+              -H 'Authorization: Bearer ${pub}' ${hub}
+============================================================================================
+`);
+}
+
+async function serve(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(serveHelp());
+    return 0;
+  }
+  const config = loadConfig({ argv, env: process.env });
+  if (config.dev) {
+    config.jwtKey ??= randomBytes(32).toString('hex');
+    config.anonymous = true;
+    if (config.corsOrigins.length === 0) config.corsOrigins = ['*'];
+  }
+  const running = await startHub(config);
+  if (config.dev) await printDevBanner(config, running.url);
+  let stopping = false;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      if (stopping) {
+        process.exit(1);
+      }
+      stopping = true;
+      void running.close().then(() => process.exit(0));
+    });
+  }
+  return new Promise<number>(() => {});
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+    case 'help':
+    case '-h':
+    case '--help':
+      process.stdout.write(HELP);
+      return 0;
+    case '-v':
+    case '--version':
+      process.stdout.write(`${version}\n`);
+      return 0;
+    case 'serve':
+      return serve(rest);
+    case 'token':
+      return token(rest);
+    default:
+      process.stderr.write(`ssehub: unknown command "${command}"; run "ssehub --help" for the list.\n`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof ConfigError) process.stderr.write(`ssehub: invalid setting ${error.message}\n`);
+    else process.stderr.write(`ssehub: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = error instanceof ConfigError ? 78 : 1;
+  },
+);

@@ -17,7 +17,7 @@ describe('ssehub command', () => {
   it('prints usage with --help and with no command', () => {
     for (const r of [run('--help'), run()]) {
       assert.equal(r.status, 0);
-      assert.match(r.stdout, /Usage:\n {2}ssehub <command>/);
+      assert.match(r.stdout, /Usage:\n {2}ssehub serve \[settings\]/);
     }
   });
 

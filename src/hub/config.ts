@@ -1,0 +1,291 @@
+/**
+ * Hub settings: one table, read from (lowest to highest precedence) defaults, a config file
+ * (`--config FILE`, JSON or YAML), `SSEHUB_<NAME>` environment variables, and flags. Every value
+ * is validated at start-up; a bad one stops the hub with a message naming the setting.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { ALGORITHMS, type Algorithm } from './authorization.js';
+import { ConfigError } from './errors.js';
+
+/** Validated hub configuration. Durations are in milliseconds, sizes in bytes. */
+export interface HubConfig {
+  listen: { host: string; port: number };
+  jwtKey: string | undefined;
+  publisherJwtKey: string | undefined;
+  subscriberJwtKey: string | undefined;
+  jwtAlg: Algorithm;
+  jwksUrl: string | undefined;
+  anonymous: boolean;
+  corsOrigins: string[];
+  publishOrigins: string[];
+  cookieName: string;
+  transport: string;
+  historySize: number;
+  historyTtl: number;
+  heartbeat: number;
+  writeTimeout: number;
+  maxConnections: number;
+  maxConnectionsPerIp: number;
+  maxBody: number;
+  publishRate: number;
+  subscriptions: boolean;
+  drainTimeout: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  dev: boolean;
+}
+
+type Kind = 'string' | 'secret' | 'bool' | 'duration' | 'size' | 'count' | 'list' | 'listen' | 'transport' | 'alg' | 'level' | 'rate' | 'url';
+
+/** One setting: its flag name (kebab-case), type, default and one-line description. */
+export interface Setting {
+  name: string;
+  key: keyof HubConfig;
+  kind: Kind;
+  default: string | undefined;
+  description: string;
+}
+
+/** Every setting, in the order `--help` and docs/configuration.md list them. */
+export const SETTINGS: readonly Setting[] = [
+  { name: 'listen', key: 'listen', kind: 'listen', default: '127.0.0.1:3000', description: 'address and port to listen on (HOST:PORT, :PORT, or PORT); use 0.0.0.0:3000 in a container' },
+  { name: 'jwt-key', key: 'jwtKey', kind: 'secret', default: undefined, description: 'key verifying both publisher and subscriber tokens: an HMAC secret, or a PEM public key for RS*/ES*/EdDSA' },
+  { name: 'publisher-jwt-key', key: 'publisherJwtKey', kind: 'secret', default: undefined, description: 'key for publisher tokens (overrides --jwt-key)' },
+  { name: 'subscriber-jwt-key', key: 'subscriberJwtKey', kind: 'secret', default: undefined, description: 'key for subscriber tokens (overrides --jwt-key)' },
+  { name: 'jwt-alg', key: 'jwtAlg', kind: 'alg', default: 'HS256', description: `the only signature algorithm accepted (${ALGORITHMS.join(', ')})` },
+  { name: 'jwks-url', key: 'jwksUrl', kind: 'url', default: undefined, description: 'verify tokens with this JSON Web Key Set instead of a key' },
+  { name: 'anonymous', key: 'anonymous', kind: 'bool', default: 'false', description: 'let clients without a token subscribe (they receive public updates only)' },
+  { name: 'cors-origins', key: 'corsOrigins', kind: 'list', default: '', description: 'origins allowed by CORS, comma-separated (`*` for any, without credentials)' },
+  { name: 'publish-origins', key: 'publishOrigins', kind: 'list', default: '', description: 'origins allowed to publish with a cookie token (CSRF protection), comma-separated' },
+  { name: 'cookie-name', key: 'cookieName', kind: 'string', default: 'mercureAuthorization', description: 'name of the cookie holding a token' },
+  { name: 'transport', key: 'transport', kind: 'transport', default: 'sqlite:ssehub-data/hub.db', description: 'history and dispatch: `memory` or `sqlite:PATH`' },
+  { name: 'history-size', key: 'historySize', kind: 'count', default: '100000', description: 'updates kept in history for resume (0: none)' },
+  { name: 'history-ttl', key: 'historyTtl', kind: 'duration', default: '7d', description: 'how long an update stays in history (0: no limit)' },
+  { name: 'heartbeat', key: 'heartbeat', kind: 'duration', default: '15s', description: 'interval of heartbeat comments; keep it below every proxy idle timeout (0: off)' },
+  { name: 'write-timeout', key: 'writeTimeout', kind: 'duration', default: '10m', description: 'maximum life of a stream, randomised to 80–100 %; it ends between events and the client resumes (0: none)' },
+  { name: 'max-connections', key: 'maxConnections', kind: 'count', default: '10000', description: 'open streams per hub process; more get 503 with Retry-After (0: no limit)' },
+  { name: 'max-connections-per-ip', key: 'maxConnectionsPerIp', kind: 'count', default: '0', description: 'open streams per client address; more get 429 (0: no limit; behind a proxy every client shares its address)' },
+  { name: 'max-body', key: 'maxBody', kind: 'size', default: '1mb', description: 'largest publish body; larger gets 413 (e.g. 64kb, 1mb)' },
+  { name: 'publish-rate', key: 'publishRate', kind: 'rate', default: '0', description: 'publishes per second per token subject or address, e.g. 100 or 100/s or 6000/m; over it gets 429 (0: no limit)' },
+  { name: 'subscriptions', key: 'subscriptions', kind: 'bool', default: 'false', description: 'publish subscription events and serve the subscriptions API' },
+  { name: 'drain-timeout', key: 'drainTimeout', kind: 'duration', default: '10s', description: 'on SIGTERM, the window over which streams are closed in batches' },
+  { name: 'log-level', key: 'logLevel', kind: 'level', default: 'info', description: 'fatal, error, warn, info, debug, trace or silent' },
+  { name: 'dev', key: 'dev', kind: 'bool', default: 'false', description: 'zero-config demo: ephemeral key, printed tokens and curl commands, anonymous subscribers, CORS for any origin. Never in production' },
+];
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const SIZES: Record<string, number> = { '': 1, b: 1, kb: 1024, k: 1024, mb: 1024 ** 2, m: 1024 ** 2, gb: 1024 ** 3, g: 1024 ** 3 };
+
+/** Parses a duration: `1500ms`, `15s`, `10m`, `2h`, `7d`, or `0`. Returns ms. */
+export function parseDuration(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim());
+  if (m === null || (m[2] === undefined && Number(m[1]) !== 0)) throw new Error(`expected a duration such as 500ms, 15s, 10m, 2h or 7d, got "${value}"`);
+  return Math.round(Number(m[1]) * (UNITS[m[2] ?? 's'] as number));
+}
+
+/** Parses a size: `1024`, `64kb`, `1mb`. Returns bytes. */
+export function parseSize(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmg]?b?)$/i.exec(value.trim());
+  if (m === null) throw new Error(`expected a size such as 65536, 64kb or 1mb, got "${value}"`);
+  return Math.floor(Number(m[1]) * (SIZES[(m[2] ?? '').toLowerCase()] as number));
+}
+
+function parseValue(setting: Setting, raw: string): unknown {
+  const value = raw.trim();
+  switch (setting.kind) {
+    case 'string':
+    case 'secret':
+      if (value === '') throw new Error('must not be empty');
+      return raw;
+    case 'bool':
+      if (/^(true|1|yes|on)$/i.test(value)) return true;
+      if (/^(false|0|no|off)$/i.test(value)) return false;
+      throw new Error(`expected true or false, got "${raw}"`);
+    case 'duration':
+      return parseDuration(value);
+    case 'size':
+      return parseSize(value);
+    case 'count': {
+      if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new Error(`expected a whole number, got "${raw}"`);
+      return Number(value);
+    }
+    case 'list':
+      return value === '' ? [] : value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+    case 'listen': {
+      const m = /^(?:(\[[0-9a-fA-F:.]+\]|[^:]*):)?(\d{1,5})$/.exec(value);
+      const port = Number(m?.[2]);
+      if (m === null || port > 65535) throw new Error(`expected HOST:PORT (e.g. 0.0.0.0:3000 or :3000), got "${raw}"`);
+      const host = (m[1] ?? '').replace(/^\[|\]$/g, '');
+      return { host: host === '' ? '0.0.0.0' : host, port };
+    }
+    case 'transport':
+      if (value === 'memory' || /^sqlite:.+/.test(value)) return value;
+      throw new Error(`expected "memory" or "sqlite:PATH", got "${raw}"`);
+    case 'alg':
+      if ((ALGORITHMS as readonly string[]).includes(value)) return value;
+      throw new Error(`expected one of ${ALGORITHMS.join(', ')}, got "${raw}"`);
+    case 'level':
+      if (['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(value)) return value;
+      throw new Error(`expected fatal, error, warn, info, debug, trace or silent, got "${raw}"`);
+    case 'rate': {
+      const m = /^(\d+(?:\.\d+)?)(?:\/(s|m|h))?$/.exec(value);
+      if (m === null) throw new Error(`expected publishes per second such as 100, 100/s or 6000/m, got "${raw}"`);
+      return Number(m[1]) / ({ s: 1, m: 60, h: 3600 }[m[2] ?? 's'] as number);
+    }
+    case 'url':
+      try {
+        const url = new URL(value);
+        if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error();
+        return value;
+      } catch {
+        throw new Error(`expected an http(s) URL, got "${raw}"`);
+      }
+  }
+}
+
+const BY_NAME = new Map(SETTINGS.map((s) => [s.name, s]));
+
+/** Where settings come from. */
+export interface ConfigSources {
+  argv?: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Splits `argv` into settings and leftover positional arguments; throws ConfigError on an unknown flag. */
+export function parseFlags(argv: string[]): { values: Map<string, string>; configFile: string | undefined; positionals: string[] } {
+  const values = new Map<string, string>();
+  const positionals: string[] = [];
+  let configFile: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (!arg.startsWith('--')) {
+      positionals.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    let name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+    let value: string | undefined = eq === -1 ? undefined : arg.slice(eq + 1);
+    if (name === 'config') {
+      configFile = value ?? argv[++i];
+      if (configFile === undefined) throw new ConfigError('--config', 'expected a file name');
+      continue;
+    }
+    if (name.startsWith('no-') && BY_NAME.get(name.slice(3))?.kind === 'bool' && value === undefined) {
+      name = name.slice(3);
+      value = 'false';
+    }
+    const setting = BY_NAME.get(name);
+    if (setting === undefined) throw new ConfigError(`--${name}`, `unknown setting; run "ssehub serve --help" for the list`);
+    if (value === undefined) {
+      if (setting.kind === 'bool') value = 'true';
+      else {
+        value = argv[++i];
+        if (value === undefined) throw new ConfigError(`--${name}`, 'expected a value');
+      }
+    }
+    values.set(name, value);
+  }
+  return { values, configFile, positionals };
+}
+
+function readConfigFile(path: string): Map<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError('--config', `cannot read ${path}: ${(error as Error).message}`);
+  }
+  let data: unknown;
+  try {
+    data = /\.json$/i.test(path) ? JSON.parse(text) : parseYaml(text);
+  } catch (error) {
+    throw new ConfigError('--config', `${path} is not valid ${/\.json$/i.test(path) ? 'JSON' : 'YAML'}: ${(error as Error).message}`);
+  }
+  if (data === null || data === undefined) return new Map();
+  if (typeof data !== 'object' || Array.isArray(data)) throw new ConfigError('--config', `${path} must hold a mapping of setting names to values`);
+  const values = new Map<string, string>();
+  for (const [key, value] of Object.entries(data)) {
+    const name = key.replace(/_/g, '-').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    if (!BY_NAME.has(name)) throw new ConfigError(`${path}: ${key}`, 'unknown setting');
+    if (value === null || typeof value === 'object') {
+      if (Array.isArray(value) && value.every((v) => typeof v === 'string')) {
+        values.set(name, value.join(','));
+        continue;
+      }
+      throw new ConfigError(`${path}: ${key}`, 'expected a string, number or boolean');
+    }
+    values.set(name, String(value));
+  }
+  return values;
+}
+
+/** Reads and validates the configuration; throws ConfigError naming the first bad setting. */
+export function loadConfig(sources: ConfigSources = {}): HubConfig {
+  const env = sources.env ?? process.env;
+  const flags = parseFlags(sources.argv ?? []);
+  if (flags.positionals.length > 0) throw new ConfigError(flags.positionals[0] as string, 'unexpected argument (settings are given as --name value)');
+  const configFile = flags.configFile ?? env.SSEHUB_CONFIG;
+  const layers: [Map<string, string>, (name: string) => string][] = [];
+  if (configFile !== undefined && configFile !== '') layers.push([readConfigFile(configFile), (n) => `${configFile}: ${n}`]);
+  const fromEnv = new Map<string, string>();
+  for (const s of SETTINGS) {
+    const value = env[envName(s.name)];
+    if (value !== undefined) fromEnv.set(s.name, value);
+  }
+  layers.push([fromEnv, (n) => envName(n)], [flags.values, (n) => `--${n}`]);
+
+  const config: Record<string, unknown> = {};
+  for (const s of SETTINGS) {
+    let raw = s.default;
+    let origin = `--${s.name}`;
+    for (const [values, label] of layers) {
+      const v = values.get(s.name);
+      if (v !== undefined) {
+        raw = v;
+        origin = label(s.name);
+      }
+    }
+    if (raw === undefined) {
+      config[s.key] = undefined;
+      continue;
+    }
+    try {
+      config[s.key] = parseValue(s, raw);
+    } catch (error) {
+      throw new ConfigError(origin, (error as Error).message);
+    }
+  }
+  const result = config as unknown as HubConfig;
+  validate(result);
+  return result;
+}
+
+/** The environment variable of a setting: `SSEHUB_` and the name in upper snake case. */
+export function envName(name: string): string {
+  return `SSEHUB_${name.toUpperCase().replace(/-/g, '_')}`;
+}
+
+function validate(c: HubConfig): void {
+  if (c.dev) return;
+  const asymmetric = !c.jwtAlg.startsWith('HS');
+  for (const [name, key] of [['--jwt-key', c.jwtKey], ['--publisher-jwt-key', c.publisherJwtKey], ['--subscriber-jwt-key', c.subscriberJwtKey]] as const) {
+    if (key === undefined) continue;
+    if (asymmetric && !key.includes('-----BEGIN')) throw new ConfigError(name, `--jwt-alg ${c.jwtAlg} needs a PEM public key (-----BEGIN PUBLIC KEY-----), not a secret`);
+    if (!asymmetric && key.length < 32) throw new ConfigError(name, `an ${c.jwtAlg} secret must be at least 32 characters (256 bits) long`);
+  }
+  if (c.jwtKey === undefined && c.publisherJwtKey === undefined && c.jwksUrl === undefined) {
+    throw new ConfigError('--jwt-key', 'no key to verify publisher tokens: set --jwt-key, --publisher-jwt-key or --jwks-url (or try --dev)');
+  }
+  if (c.corsOrigins.includes('*') && c.corsOrigins.length > 1) throw new ConfigError('--cors-origins', '"*" cannot be combined with other origins');
+  for (const origin of [...c.corsOrigins, ...c.publishOrigins]) {
+    if (origin === '*') continue;
+    try {
+      if (new URL(origin).origin !== origin) throw new Error();
+    } catch {
+      throw new ConfigError(c.corsOrigins.includes(origin) ? '--cors-origins' : '--publish-origins', `"${origin}" is not an origin (scheme://host[:port], no path)`);
+    }
+  }
+  if (c.heartbeat > 0 && c.heartbeat < 100) throw new ConfigError('--heartbeat', 'must be 0 (off) or at least 100ms');
+  if (c.writeTimeout > 0 && c.writeTimeout < 1000) throw new ConfigError('--write-timeout', 'must be 0 (none) or at least 1s');
+  if (c.maxBody < 1) throw new ConfigError('--max-body', 'must be at least 1 byte');
+}

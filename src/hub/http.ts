@@ -1,0 +1,113 @@
+/**
+ * The hub's HTTP surface: routing, CORS, health, metrics, and turning every error into a
+ * precise status with a message. No input reaches an unhandled throw: a handler's failure is
+ * answered (or, if the response already started, the connection is closed) and counted.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { HubContext } from './context.js';
+import { HttpError } from './errors.js';
+import { handlePublish } from './publish.js';
+import { handleSubscribe } from './subscribe.js';
+import { handleSubscriptionsApi } from './subscriptions.js';
+
+/** The hub's URL path. */
+export const HUB_PATH = '/.well-known/mercure';
+const MAX_URL_LENGTH = 64 * 1024;
+
+function cors(ctx: HubContext, req: IncomingMessage, res: ServerResponse): boolean {
+  const origin = req.headers.origin;
+  const allowed = ctx.hub.config.corsOrigins;
+  if (origin === undefined || allowed.length === 0) return false;
+  if (allowed.includes('*')) {
+    res.setHeader('access-control-allow-origin', '*');
+    return true;
+  }
+  if (!allowed.includes(origin)) return false;
+  res.setHeader('access-control-allow-origin', origin);
+  res.setHeader('access-control-allow-credentials', 'true');
+  res.setHeader('vary', 'Origin');
+  return true;
+}
+
+function send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...headers }).end(body.endsWith('\n') ? body : `${body}\n`);
+}
+
+/** Answers an error: the status, its headers, and the message as plain text. */
+function fail(ctx: HubContext, req: IncomingMessage, res: ServerResponse, error: unknown): void {
+  const httpError = error instanceof HttpError ? error : undefined;
+  if (httpError === undefined) ctx.hub.log.error({ err: error instanceof Error ? { message: error.message, stack: error.stack } : String(error), url: req.url }, 'request failed');
+  const status = httpError?.status ?? 500;
+  ctx.hub.metrics.rejected.inc({ status: String(status), reason: httpError?.reason ?? 'internal' });
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const headers = { ...(httpError?.headers ?? {}) };
+  // After a refused body the rest of it may still be in flight: close rather than read it.
+  if (status === 413) headers.connection = 'close';
+  send(res, status, httpError?.message ?? 'internal error', headers);
+  if (status === 413) res.once('finish', () => req.socket.destroySoon());
+}
+
+/** Routes one request. Never throws. */
+export function handleRequest(ctx: HubContext, req: IncomingMessage, res: ServerResponse): void {
+  route(ctx, req, res).catch((error: unknown) => fail(ctx, req, res, error));
+}
+
+async function route(ctx: HubContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const rawUrl = req.url ?? '/';
+  if (rawUrl.length > MAX_URL_LENGTH) throw new HttpError(414, 'uri-too-long', `the URL is longer than ${MAX_URL_LENGTH} characters`);
+  const q = rawUrl.indexOf('?');
+  const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
+  const query = new URLSearchParams(q === -1 ? '' : rawUrl.slice(q + 1));
+  const method = req.method ?? 'GET';
+
+  if (path === HUB_PATH || path.startsWith(`${HUB_PATH}/`)) {
+    const corsOk = cors(ctx, req, res);
+    if (method === 'OPTIONS') {
+      if (!corsOk) throw new HttpError(403, 'cors', `origin ${req.headers.origin ?? '(none)'} is not allowed (--cors-origins)`);
+      res.writeHead(204, {
+        'access-control-allow-methods': 'GET, POST, OPTIONS',
+        'access-control-allow-headers': 'authorization, content-type, last-event-id, cache-control',
+        'access-control-max-age': '600',
+      });
+      res.end();
+      return;
+    }
+    if (path === HUB_PATH) {
+      if (method === 'GET') return handleSubscribe(ctx, req, res, query);
+      if (method === 'POST') return handlePublish(ctx, req, res, query);
+      throw new HttpError(405, 'method-not-allowed', `${method} is not supported here: GET subscribes, POST publishes`, { allow: 'GET, POST, OPTIONS' });
+    }
+    if (path === `${HUB_PATH}/subscriptions` || path.startsWith(`${HUB_PATH}/subscriptions/`)) {
+      if (!ctx.hub.config.subscriptions) throw new HttpError(404, 'not-found', 'the subscriptions API is off (--subscriptions)');
+      if (method !== 'GET') throw new HttpError(405, 'method-not-allowed', `${method} is not supported here`, { allow: 'GET, OPTIONS' });
+      return handleSubscriptionsApi(ctx, req, res, path, query);
+    }
+    throw new HttpError(404, 'not-found', `no such resource: ${path}`);
+  }
+
+  if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, 'method-not-allowed', `${method} is not supported on ${path}`, { allow: 'GET' });
+  switch (path) {
+    case '/healthz':
+      send(res, 200, 'ok');
+      return;
+    case '/readyz': {
+      const reason = ctx.hub.notReady();
+      if (reason === undefined) send(res, 200, 'ready');
+      else send(res, 503, `not ready: ${reason}`, { 'retry-after': '1' });
+      return;
+    }
+    case '/metrics': {
+      const text = await ctx.hub.metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': ctx.hub.metrics.registry.contentType, 'cache-control': 'no-store' }).end(text);
+      return;
+    }
+    case '/':
+      send(res, 200, `ssehub: subscribe with GET ${HUB_PATH}?topic=…, publish with POST ${HUB_PATH}`);
+      return;
+    default:
+      throw new HttpError(404, 'not-found', `no such resource: ${path}`);
+  }
+}

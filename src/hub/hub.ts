@@ -1,0 +1,91 @@
+/**
+ * The Hub: subscribers, the transport, and the fan-out between them. HTTP lives in http.ts;
+ * this file is the protocol's state and decisions.
+ */
+import type { Logger } from 'pino';
+import type { CloseReason } from '../server/index.js';
+import { StreamSet } from '../server/index.js';
+import type { HubConfig } from './config.js';
+import { HubMetrics } from './metrics.js';
+import type { Subscriber } from './subscriber.js';
+import type { Transport } from './transports/index.js';
+import type { Update } from './update.js';
+
+/** Why the hub is not ready, or `undefined` when it is. */
+export type NotReady = 'draining' | 'transport-unavailable' | 'over-connection-budget' | undefined;
+
+/** Hub state shared by the HTTP handlers. */
+export class Hub {
+  readonly config: HubConfig;
+  readonly transport: Transport;
+  readonly metrics = new HubMetrics();
+  readonly log: Logger;
+  /** Every open stream, for broadcast-free bookkeeping and graceful shutdown. */
+  readonly streams = new StreamSet();
+  /** Subscribers, live or replaying. */
+  readonly subscribers = new Set<Subscriber>();
+  /** Open streams per client address (only counted when a per-address limit is set). */
+  readonly perAddress = new Map<string, number>();
+  #draining = false;
+  #unsubscribe: () => void;
+
+  constructor(config: HubConfig, transport: Transport, log: Logger) {
+    this.config = config;
+    this.transport = transport;
+    this.log = log;
+    this.#unsubscribe = transport.subscribe((update) => this.#fanOut(update));
+  }
+
+  /** `true` once shutdown began: new subscriptions are refused and readiness fails. */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** Why the hub should not get traffic now, or `undefined`. */
+  notReady(): NotReady {
+    if (this.#draining) return 'draining';
+    if (!this.transport.ready()) return 'transport-unavailable';
+    if (this.config.maxConnections > 0 && this.streams.size >= this.config.maxConnections) return 'over-connection-budget';
+    return undefined;
+  }
+
+  /** Stores and dispatches an update (resolves once stored). */
+  async publish(update: Update): Promise<void> {
+    update.publishedAt ??= Date.now();
+    await this.transport.dispatch(update);
+    this.metrics.updatesPublished.inc();
+  }
+
+  /** Records a stream that ended. */
+  streamClosed(subscriber: Subscriber, reason: CloseReason, info: { bytes: number; events: number; openedAt: number }): void {
+    this.subscribers.delete(subscriber);
+    this.metrics.connections.dec();
+    this.metrics.subscriptions.dec(subscriber.selectors.length);
+    this.metrics.closed.inc({ reason });
+    if (this.config.maxConnectionsPerIp > 0) {
+      const n = (this.perAddress.get(subscriber.address) ?? 1) - 1;
+      if (n <= 0) this.perAddress.delete(subscriber.address);
+      else this.perAddress.set(subscriber.address, n);
+    }
+    this.log.info(
+      { conn: subscriber.id, addr: subscriber.address, topics: subscriber.selectors.length, duration_ms: Date.now() - info.openedAt, bytes: info.bytes, events: info.events, reason },
+      'stream closed',
+    );
+  }
+
+  #fanOut(update: Update): void {
+    let delivered = 0;
+    for (const subscriber of this.subscribers) if (subscriber.deliver(update)) delivered++;
+    this.metrics.deliveries.inc(delivered);
+    if (update.publishedAt !== undefined) this.metrics.deliveryLatency.observe((Date.now() - update.publishedAt) / 1000);
+  }
+
+  /** Graceful shutdown: readiness off, streams closed in batches over the drain window, then the transport. */
+  async shutdown(): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
+    await this.streams.close({ window: this.config.drainTimeout, reason: 'shutdown' });
+    this.#unsubscribe();
+    await this.transport.close();
+  }
+}

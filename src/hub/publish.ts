@@ -1,0 +1,102 @@
+/**
+ * POST /.well-known/mercure: publish an update (Mercure draft-07 form fields).
+ * Everything is checked before anything is stored: a rejected request changes nothing.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { InvalidEventError, assertValidEventType, assertValidId } from '../protocol/index.js';
+import { type Grant, findToken, grantMatchers } from './authorization.js';
+import { readBody } from './body.js';
+import { DuplicateIdError, HttpError, TransportUnavailableError } from './errors.js';
+import type { HubContext } from './context.js';
+import { type Update, newUpdateId } from './update.js';
+
+/** The most topics one update or one subscription may name. */
+export const MAX_TOPICS = 1000;
+const RESERVED = /^(?:[a-z][a-z0-9+.-]*:\/\/[^/?#]*)?\/\.well-known\/mercure(?:[/?#]|$)/i;
+
+/** `true` for a topic inside the hub's own URL space, which only the hub may publish to. */
+export function isReservedTopic(topic: string): boolean {
+  return RESERVED.test(topic);
+}
+
+/** Checks the Origin (or Referer) of a cookie-authenticated publish against `--publish-origins`. */
+function checkCsrf(req: IncomingMessage, allowed: string[]): void {
+  let origin = req.headers.origin;
+  if (origin === undefined && req.headers.referer !== undefined) {
+    try {
+      origin = new URL(req.headers.referer).origin;
+    } catch {
+      origin = undefined;
+    }
+  }
+  if (origin === undefined) throw new HttpError(403, 'csrf', 'a publish authenticated by cookie must carry an Origin or Referer header (CSRF protection)');
+  if (!allowed.includes('*') && !allowed.includes(origin)) {
+    throw new HttpError(403, 'csrf', `origin ${origin} may not publish with a cookie; add it to --publish-origins`);
+  }
+}
+
+/** Reads and validates the form into an update (no side effects). */
+export function parseUpdate(form: URLSearchParams): Update {
+  const topics = form.getAll('topic');
+  if (topics.length === 0) throw new HttpError(400, 'missing-topic', 'the "topic" field is required');
+  if (topics.length > MAX_TOPICS) throw new HttpError(400, 'too-many-topics', `an update may have at most ${MAX_TOPICS} topics, got ${topics.length}`);
+  const empty = topics.findIndex((t) => t === '');
+  if (empty !== -1) throw new HttpError(400, 'empty-topic', 'a "topic" field is empty');
+  const reserved = topics.find(isReservedTopic);
+  if (reserved !== undefined) throw new HttpError(403, 'reserved-topic', `topic "${reserved}" is inside /.well-known/mercure, which is reserved for the hub`);
+
+  const id = form.get('id') ?? newUpdateId();
+  const type = form.get('type') ?? undefined;
+  const retryField = form.get('retry');
+  try {
+    assertValidId(id);
+    if (type !== undefined) assertValidEventType(type);
+  } catch (error) {
+    if (error instanceof InvalidEventError) throw new HttpError(400, `invalid-${error.field === 'event' ? 'type' : 'id'}`, `the "${error.field === 'event' ? 'type' : 'id'}" field must not contain CR, LF or NUL`);
+    throw error;
+  }
+  if (id === '' || id === 'earliest') throw new HttpError(400, 'invalid-id', `the "id" field must not be ${id === '' ? 'empty' : '"earliest" (reserved for resuming from the start)'}`);
+  let retry: number | undefined;
+  if (retryField !== null) {
+    if (!/^\d{1,15}$/.test(retryField)) throw new HttpError(400, 'invalid-retry', `the "retry" field must be a non-negative integer of milliseconds, got "${retryField}"`);
+    retry = Number(retryField);
+  }
+  return { id, topics, data: form.get('data') ?? '', private: form.has('private'), type, retry };
+}
+
+/** Handles a publish request. */
+export async function handlePublish(ctx: HubContext, req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
+  const { hub } = ctx;
+  const config = hub.config;
+  const found = findToken(req, query, config.cookieName);
+  if (found === undefined) throw new HttpError(401, 'missing-token', 'publishing needs a token with a "mercure.publish" claim (Authorization: Bearer, authorization query parameter, or cookie)', { 'www-authenticate': 'Bearer realm="ssehub"' });
+  const grant: Grant = await ctx.publisherVerifier.verify(found.token);
+  if (found.source === 'cookie') checkCsrf(req, config.publishOrigins);
+  if (grant.publish === undefined) throw new HttpError(403, 'no-publish-claim', 'the token has no "mercure.publish" claim, so it may not publish');
+
+  if (ctx.rateLimiter !== undefined) {
+    const key = grant.subject !== undefined ? `sub:${grant.subject}` : `addr:${req.socket.remoteAddress ?? ''}`;
+    const decision = ctx.rateLimiter.take(key);
+    if (!decision.allowed) throw new HttpError(429, 'rate-limited', `publish rate limit exceeded (--publish-rate); retry in ${decision.retryAfter}s`, { 'retry-after': String(decision.retryAfter) });
+  }
+
+  const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+  if (contentType !== 'application/x-www-form-urlencoded') {
+    throw new HttpError(415, 'bad-content-type', `the body must be application/x-www-form-urlencoded, got ${contentType === '' ? 'no Content-Type' : contentType}`);
+  }
+  const body = await readBody(req, config.maxBody);
+  const update = parseUpdate(new URLSearchParams(body.toString('utf8')));
+
+  const allowed = grantMatchers(grant.publish, 'mercure.publish');
+  const refused = update.topics.find((t) => !allowed.some((m) => m(t)));
+  if (refused !== undefined) throw new HttpError(403, 'topic-not-allowed', `the token's "mercure.publish" claim does not allow topic "${refused}"`);
+
+  try {
+    await hub.publish(update);
+  } catch (error) {
+    if (error instanceof DuplicateIdError) throw new HttpError(409, 'duplicate-id', `${error.message}; IDs must be unique so that Last-Event-ID resumes at one place`);
+    if (error instanceof TransportUnavailableError) throw new HttpError(503, 'transport-unavailable', `the update was not stored: ${error.message}`, { 'retry-after': '1' });
+    throw error;
+  }
+  res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }).end(update.id);
+}

@@ -1,0 +1,71 @@
+/** Starting and stopping a hub: transport, verifiers, HTTP server, graceful shutdown. */
+import { type Server, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type Logger, pino } from 'pino';
+import { Verifier } from './authorization.js';
+import type { HubConfig } from './config.js';
+import type { HubContext } from './context.js';
+import { handleRequest } from './http.js';
+import { Hub } from './hub.js';
+import { RateLimiter } from './rate-limit.js';
+import { createTransport } from './transports/index.js';
+
+/** A hub serving HTTP. */
+export interface RunningHub {
+  hub: Hub;
+  server: Server;
+  /** `http://host:port` it listens on. */
+  url: string;
+  /** Graceful shutdown: readiness off, streams drained in batches, server and transport closed. */
+  close(): Promise<void>;
+}
+
+/** Creates the hub and starts listening. Rejects if the key cannot be read or the port cannot be bound. */
+export async function startHub(config: HubConfig, options: { logger?: Logger } = {}): Promise<RunningHub> {
+  const log = options.logger ?? pino({ level: config.logLevel, base: { service: 'ssehub' } });
+  const alg = config.jwtAlg;
+  const publisherKey = config.publisherJwtKey ?? config.jwtKey;
+  const subscriberKey = config.subscriberJwtKey ?? config.jwtKey;
+  const publisherVerifier = new Verifier('publisher', { key: publisherKey, alg, jwksUrl: publisherKey === undefined ? config.jwksUrl : undefined });
+  const subscriberVerifier =
+    subscriberKey !== undefined || config.jwksUrl !== undefined ? new Verifier('subscriber', { key: subscriberKey, alg, jwksUrl: subscriberKey === undefined ? config.jwksUrl : undefined }) : undefined;
+  await Promise.all([publisherVerifier.ready(), subscriberVerifier?.ready()]);
+
+  const transport = createTransport(config.transport, { size: config.historySize, ttl: config.historyTtl });
+  const hub = new Hub(config, transport, log);
+  const ctx: HubContext = { hub, publisherVerifier, subscriberVerifier, rateLimiter: config.publishRate > 0 ? new RateLimiter(config.publishRate) : undefined };
+  const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => handleRequest(ctx, req, res));
+  server.on('clientError', (error, socket) => {
+    hub.metrics.rejected.inc({ status: '400', reason: 'bad-request' });
+    if (socket.writable && !(error as NodeJS.ErrnoException).code?.startsWith('ECONNRESET')) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    else socket.destroy();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.listen.port, config.listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+  log.info({ url, transport: config.transport }, 'hub listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    hub,
+    server,
+    url,
+    close: () => {
+      closing ??= (async () => {
+        log.info({ streams: hub.streams.size, window_ms: config.drainTimeout }, 'draining');
+        server.close();
+        await hub.shutdown();
+        server.closeAllConnections();
+        log.info('hub stopped');
+      })();
+      return closing;
+    },
+  };
+}

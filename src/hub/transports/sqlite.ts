@@ -1,0 +1,141 @@
+/**
+ * `sqlite:PATH`: the embedded default for one node. History survives restarts; a background
+ * task trims it by count and age. WAL mode with `synchronous = NORMAL`: a committed update
+ * survives a crash of the process (what a restart test checks); a power loss may lose the last
+ * transactions, which is the usual trade for publish latency.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { DuplicateIdError, TransportUnavailableError } from '../errors.js';
+import type { Update } from '../update.js';
+import type { HistoryLimits, HistoryResult, Transport } from './transport.js';
+
+interface Row {
+  seq: number | bigint;
+  id: string;
+  topics: string;
+  data: string;
+  private: number;
+  type: string | null;
+  retry: number | null;
+  published_at: number;
+}
+
+function toUpdate(row: Row): Update {
+  return {
+    seq: BigInt(row.seq),
+    id: row.id,
+    topics: JSON.parse(row.topics) as string[],
+    data: row.data,
+    private: row.private === 1,
+    type: row.type ?? undefined,
+    retry: row.retry ?? undefined,
+    publishedAt: row.published_at,
+  };
+}
+
+/** SQLite transport. */
+export class SqliteTransport implements Transport {
+  #db: Database.Database;
+  #listeners = new Set<(u: Update) => void>();
+  #limits: HistoryLimits;
+  #timer: NodeJS.Timeout;
+  #closed = false;
+  #insert: Database.Statement;
+  #findSeq: Database.Statement;
+  #after: Database.Statement;
+  #head: Database.Statement;
+  #last: Database.Statement;
+
+  constructor(path: string, limits: HistoryLimits, trimInterval = 10_000) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.#db = new Database(path);
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('synchronous = NORMAL');
+    this.#db.pragma('busy_timeout = 5000');
+    this.#db.exec(`CREATE TABLE IF NOT EXISTS updates (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      id TEXT NOT NULL UNIQUE,
+      topics TEXT NOT NULL,
+      data TEXT NOT NULL,
+      private INTEGER NOT NULL,
+      type TEXT,
+      retry INTEGER,
+      published_at INTEGER NOT NULL
+    )`);
+    this.#db.exec('CREATE INDEX IF NOT EXISTS updates_published_at ON updates (published_at)');
+    this.#insert = this.#db.prepare('INSERT INTO updates (id, topics, data, private, type, retry, published_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    this.#findSeq = this.#db.prepare('SELECT seq FROM updates WHERE id = ?').pluck();
+    this.#after = this.#db.prepare('SELECT * FROM updates WHERE seq > ? ORDER BY seq');
+    this.#head = this.#db.prepare("SELECT COALESCE(MAX(seq), 0) FROM updates").pluck().safeIntegers(true);
+    this.#last = this.#db.prepare('SELECT id FROM updates ORDER BY seq DESC LIMIT 1').pluck();
+    this.#limits = limits;
+    this.#trim();
+    this.#timer = setInterval(() => this.#trim(), trimInterval);
+    this.#timer.unref();
+  }
+
+  async dispatch(update: Update): Promise<void> {
+    if (this.#closed) throw new TransportUnavailableError('the sqlite transport is closed');
+    const publishedAt = update.publishedAt ?? Date.now();
+    try {
+      const result = this.#insert.run(update.id, JSON.stringify(update.topics), update.data, update.private ? 1 : 0, update.type ?? null, update.retry ?? null, publishedAt);
+      update.seq = BigInt(result.lastInsertRowid);
+    } catch (error) {
+      if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw new DuplicateIdError(`an update with id "${update.id}" is already in history`);
+      throw new TransportUnavailableError(`sqlite: ${(error as Error).message}`);
+    }
+    if (this.#limits.size === 0) this.#db.prepare('DELETE FROM updates WHERE seq = ?').run(update.seq);
+    for (const listener of this.#listeners) listener(update);
+  }
+
+  subscribe(listener: (u: Update) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  async history(lastEventId: string, filter: (u: Update) => boolean): Promise<HistoryResult> {
+    // better-sqlite3 is synchronous: no dispatch can interleave between these reads, so `head` is exact.
+    const head = this.#head.get() as bigint;
+    let after: number | bigint = 0;
+    let found = lastEventId === 'earliest';
+    if (!found) {
+      const seq = this.#findSeq.get(lastEventId) as number | undefined;
+      if (seq !== undefined) {
+        found = true;
+        after = seq;
+      }
+    }
+    const updates: Update[] = [];
+    for (const row of this.#after.iterate(after) as IterableIterator<Row>) {
+      const u = toUpdate(row);
+      if (filter(u)) updates.push(u);
+    }
+    return { updates, found, head };
+  }
+
+  async lastId(): Promise<string | undefined> {
+    return (this.#last.get() as string | undefined) ?? undefined;
+  }
+
+  ready(): boolean {
+    return !this.#closed && this.#db.open;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.#listeners.clear();
+    this.#db.close();
+  }
+
+  /** Drops updates past the count limit and older than the TTL. */
+  #trim(): void {
+    if (this.#closed) return;
+    const { size, ttl } = this.#limits;
+    if (ttl > 0) this.#db.prepare('DELETE FROM updates WHERE published_at < ?').run(Date.now() - ttl);
+    this.#db.prepare('DELETE FROM updates WHERE seq <= (SELECT MAX(seq) FROM updates) - ?').run(size);
+  }
+}

@@ -1,0 +1,20 @@
+// The shortest end-to-end path: publish one update, a subscriber receives it.
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { startTestHub } from '../helpers/hub.js';
+import { openSse } from '../helpers/sse-client.js';
+
+describe('hub smoke', () => {
+  it('delivers a published update to a subscriber of its topic', async () => {
+    const hub = await startTestHub();
+    after(() => hub.close());
+    const sub = await openSse(`${hub.hubUrl}?topic=${encodeURIComponent('https://example.com/books/{id}')}`, { authorization: `Bearer ${hub.adminToken}` });
+    after(() => sub.close());
+    assert.equal(sub.status, 200);
+    const res = await hub.publish({ topic: 'https://example.com/books/1', data: 'hello', id: 'u1' });
+    assert.equal(res.status, 200);
+    assert.equal(res.body, 'u1');
+    await sub.events_(1);
+    assert.deepEqual(sub.events[0], { type: 'message', data: 'hello', lastEventId: 'u1' });
+  });
+});
