@@ -36,6 +36,17 @@ Prints a JWT for this hub, signed with the HMAC key of --jwt-key (or SSEHUB_JWT_
   --sub SUBJECT         the token's subject (used as its rate-limit key)
 `;
 
+const HMAC = ['HS256', 'HS384', 'HS512'];
+
+/** Parses an option's value, turning a parse failure into a ConfigError naming the option. */
+function parseOption<T>(flag: string, value: string, parse: (value: string) => T): T {
+  try {
+    return parse(value);
+  } catch (error) {
+    throw new ConfigError(flag, (error as Error).message);
+  }
+}
+
 async function token(argv: string[]): Promise<number> {
   const publish: string[] = [];
   const subscribe: string[] = [];
@@ -55,25 +66,32 @@ async function token(argv: string[]): Promise<number> {
     else if (flag === '--subscribe') subscribe.push(value);
     else if (flag === '--jwt-key') key = value;
     else if (flag === '--jwt-alg') alg = value;
-    else if (flag === '--exp') exp = parseDuration(value);
+    else if (flag === '--exp') exp = parseOption(flag, value, parseDuration);
     else if (flag === '--sub') sub = value;
     else throw new ConfigError(flag, 'unknown option; run "ssehub token --help"');
   }
   if (key === undefined) throw new ConfigError('--jwt-key', 'no key: pass --jwt-key or set SSEHUB_JWT_KEY');
+  if (!HMAC.includes(alg)) throw new ConfigError('--jwt-alg', `ssehub token signs with an HMAC secret (${HMAC.join(', ')}), not "${alg}"; sign other algorithms with your identity provider`);
+  // The hub refuses shorter secrets, so a token signed with one could never be used.
+  if (key.length < 32) throw new ConfigError('--jwt-key', `an ${alg} secret must be at least 32 characters (256 bits) long`);
   if (publish.length === 0 && subscribe.length === 0) throw new ConfigError('--publish', 'give at least one --publish or --subscribe selector');
   const signed = await signToken(key, { publish: publish.length > 0 ? publish : undefined, subscribe: subscribe.length > 0 ? subscribe : undefined, subject: sub, expiresIn: exp }, alg as 'HS256');
   process.stdout.write(`${signed}\n`);
   return 0;
 }
 
-async function printDevBanner(config: HubConfig, url: string): Promise<void> {
+async function printDevBanner(config: HubConfig, url: string, keyGenerated: boolean): Promise<void> {
   const key = config.jwtKey as string;
-  const pub = await signToken(key, { publish: ['*'], subscribe: ['*'] });
-  const subTok = await signToken(key, { subscribe: ['*'] });
+  // Signed as the hub verifies them: its algorithm, and each role's own key when one is set.
+  const alg = config.jwtAlg;
+  const hmac = HMAC.includes(alg);
+  const unsigned = `(sign ${alg} tokens with your private key)`;
+  const pub = hmac ? await signToken(config.publisherJwtKey ?? key, { publish: ['*'], subscribe: ['*'] }, alg) : unsigned;
+  const subTok = hmac ? await signToken(config.subscriberJwtKey ?? key, { subscribe: ['*'] }, alg) : unsigned;
   const hub = `${url.replace('0.0.0.0', '127.0.0.1')}/.well-known/mercure`;
   process.stderr.write(`
 ==================== ssehub DEVELOPMENT MODE — never use in production ====================
-Ephemeral key (changes on every start): ${key}
+${keyGenerated ? `Ephemeral key (changes on every start): ${key}` : 'Key: the one you configured.'}
 Anonymous subscribers allowed; transport: ${config.transport}.
 
 Publisher token:  ${pub}
@@ -92,13 +110,20 @@ async function serve(argv: string[]): Promise<number> {
     return 0;
   }
   const config = loadConfig({ argv, env: process.env });
+  const keyGenerated = config.dev && config.jwtKey === undefined;
   if (config.dev) {
     config.jwtKey ??= randomBytes(32).toString('hex');
     config.anonymous = true;
     if (config.corsOrigins.length === 0) config.corsOrigins = ['*'];
   }
-  const running = await startHub(config);
-  if (config.dev) await printDevBanner(config, running.url);
+  const running = await startHub(config).catch((error: unknown) => {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      throw new ConfigError('--listen', `cannot listen on ${config.listen.host}:${config.listen.port} (${(error as Error).message})`);
+    }
+    throw error;
+  });
+  if (config.dev) await printDevBanner(config, running.url, keyGenerated);
   let stopping = false;
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () => {

@@ -3,6 +3,7 @@
  * (`--config FILE`, JSON or YAML), `SSEHUB_<NAME>` environment variables, and flags. Every value
  * is validated at start-up; a bad one stops the hub with a message naming the setting.
  */
+import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { ALGORITHMS, type Algorithm } from './authorization.js';
@@ -235,6 +236,8 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
   layers.push([fromEnv, (n) => envName(n)], [flags.values, (n) => `--${n}`]);
 
   const config: Record<string, unknown> = {};
+  // Where each value came from, so an error names the flag, variable or file entry to fix.
+  const origins = new Map<string, string>();
   for (const s of SETTINGS) {
     let raw = s.default;
     let origin = `--${s.name}`;
@@ -245,6 +248,7 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
         origin = label(s.name);
       }
     }
+    origins.set(s.name, origin);
     if (raw === undefined) {
       config[s.key] = undefined;
       continue;
@@ -256,7 +260,7 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
     }
   }
   const result = config as unknown as HubConfig;
-  validate(result);
+  validate(result, (name) => origins.get(name) ?? `--${name}`);
   return result;
 }
 
@@ -265,27 +269,55 @@ export function envName(name: string): string {
   return `SSEHUB_${name.toUpperCase().replace(/-/g, '_')}`;
 }
 
-function validate(c: HubConfig): void {
-  if (c.dev) return;
-  const asymmetric = !c.jwtAlg.startsWith('HS');
-  for (const [name, key] of [['--jwt-key', c.jwtKey], ['--publisher-jwt-key', c.publisherJwtKey], ['--subscriber-jwt-key', c.subscriberJwtKey]] as const) {
-    if (key === undefined) continue;
-    if (asymmetric && !key.includes('-----BEGIN')) throw new ConfigError(name, `--jwt-alg ${c.jwtAlg} needs a PEM public key (-----BEGIN PUBLIC KEY-----), not a secret`);
-    if (!asymmetric && key.length < 32) throw new ConfigError(name, `an ${c.jwtAlg} secret must be at least 32 characters (256 bits) long`);
+/** Key types each asymmetric algorithm family verifies with. */
+const KEY_TYPES: Record<string, string[]> = { RS: ['rsa'], PS: ['rsa', 'rsa-pss'], ES: ['ec'], Ed: ['ed25519', 'ed448'] };
+
+/** Checks that a PEM key is a public key (or certificate) of the kind `alg` needs; returns what is wrong, or `undefined`. */
+function pemProblem(key: string, alg: string): string | undefined {
+  const pem = key.replace(/\\n/g, '\n');
+  if (!pem.includes('-----BEGIN')) return `--jwt-alg ${alg} needs a PEM public key (-----BEGIN PUBLIC KEY-----), not a secret`;
+  if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem)) return 'this is a private key; give the hub the public key (or certificate) only';
+  let type: string | undefined;
+  try {
+    type = createPublicKey(pem).asymmetricKeyType;
+  } catch (error) {
+    return `not a readable PEM public key or certificate (${(error as Error).message})`;
   }
-  if (c.jwtKey === undefined && c.publisherJwtKey === undefined && c.jwksUrl === undefined) {
+  const expected = KEY_TYPES[alg.slice(0, 2)] ?? [];
+  if (type === undefined || !expected.includes(type)) return `--jwt-alg ${alg} needs a ${expected.join(' or ')} key, got ${type ?? 'an unknown'} key`;
+  return undefined;
+}
+
+/** Cross-setting checks; `at(name)` is where a setting's value came from (flag, variable or file entry). */
+function validate(c: HubConfig, at: (name: string) => string): void {
+  const asymmetric = !c.jwtAlg.startsWith('HS');
+  for (const [name, key] of [['jwt-key', c.jwtKey], ['publisher-jwt-key', c.publisherJwtKey], ['subscriber-jwt-key', c.subscriberJwtKey]] as const) {
+    if (key === undefined) continue;
+    const problem = asymmetric ? pemProblem(key, c.jwtAlg) : key.length < 32 ? `an ${c.jwtAlg} secret must be at least 32 characters (256 bits) long` : undefined;
+    if (problem !== undefined) throw new ConfigError(at(name), problem);
+  }
+  // --dev makes an ephemeral key when none is given; every other check still applies.
+  if (!c.dev && c.jwtKey === undefined && c.publisherJwtKey === undefined && c.jwksUrl === undefined) {
     throw new ConfigError('--jwt-key', 'no key to verify publisher tokens: set --jwt-key, --publisher-jwt-key or --jwks-url (or try --dev)');
   }
-  if (c.corsOrigins.includes('*') && c.corsOrigins.length > 1) throw new ConfigError('--cors-origins', '"*" cannot be combined with other origins');
-  for (const origin of [...c.corsOrigins, ...c.publishOrigins]) {
-    if (origin === '*') continue;
-    try {
-      if (new URL(origin).origin !== origin) throw new Error();
-    } catch {
-      throw new ConfigError(c.corsOrigins.includes(origin) ? '--cors-origins' : '--publish-origins', `"${origin}" is not an origin (scheme://host[:port], no path)`);
+  if (!c.dev && !c.anonymous && c.jwtKey === undefined && c.subscriberJwtKey === undefined && c.jwksUrl === undefined) {
+    throw new ConfigError('--subscriber-jwt-key', 'no key to verify subscriber tokens and --anonymous is off, so nobody could subscribe: set --subscriber-jwt-key (or --jwt-key), or --anonymous');
+  }
+  if (c.dev && asymmetric && c.jwtKey === undefined && c.jwksUrl === undefined) {
+    throw new ConfigError(at('jwt-alg'), `--dev makes an HMAC key, so it needs HS256, HS384 or HS512 unless --jwt-key gives a ${c.jwtAlg} public key`);
+  }
+  if (c.corsOrigins.includes('*') && c.corsOrigins.length > 1) throw new ConfigError(at('cors-origins'), '"*" cannot be combined with other origins');
+  for (const [name, origins] of [['cors-origins', c.corsOrigins], ['publish-origins', c.publishOrigins]] as const) {
+    for (const origin of origins) {
+      if (origin === '*') continue;
+      try {
+        if (new URL(origin).origin !== origin) throw new Error();
+      } catch {
+        throw new ConfigError(at(name), `"${origin}" is not an origin (scheme://host[:port], no path)`);
+      }
     }
   }
-  if (c.heartbeat > 0 && c.heartbeat < 100) throw new ConfigError('--heartbeat', 'must be 0 (off) or at least 100ms');
-  if (c.writeTimeout > 0 && c.writeTimeout < 1000) throw new ConfigError('--write-timeout', 'must be 0 (none) or at least 1s');
-  if (c.maxBody < 1) throw new ConfigError('--max-body', 'must be at least 1 byte');
+  if (c.heartbeat > 0 && c.heartbeat < 100) throw new ConfigError(at('heartbeat'), 'must be 0 (off) or at least 100ms');
+  if (c.writeTimeout > 0 && c.writeTimeout < 1000) throw new ConfigError(at('write-timeout'), 'must be 0 (none) or at least 1s');
+  if (c.maxBody < 1) throw new ConfigError(at('max-body'), 'must be at least 1 byte');
 }

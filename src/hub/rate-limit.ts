@@ -7,7 +7,7 @@ export interface RateDecision {
   retryAfter: number;
 }
 
-/** Token buckets refilled at `rate` per second, holding at most `burst` tokens; keys idle for a minute are forgotten. */
+/** Token buckets refilled at `rate` per second, holding at most `burst` tokens; a key whose bucket is full again is forgotten. */
 export class RateLimiter {
   #rate: number;
   #burst: number;
@@ -35,7 +35,12 @@ export class RateLimiter {
     return { allowed: false, retryAfter: Math.max(1, Math.ceil((1 - bucket.tokens) / this.#rate)) };
   }
 
+  /**
+   * Forgets only buckets that have refilled completely: a forgotten key starts again with a full
+   * bucket, so forgetting one that is still refilling (idle for a minute at `30/h`) would hand it
+   * tokens early.
+   */
   #sweep(now: number): void {
-    for (const [key, b] of this.#buckets) if (now - b.at > 60_000) this.#buckets.delete(key);
+    for (const [key, b] of this.#buckets) if (b.tokens + ((now - b.at) / 1000) * this.#rate >= this.#burst) this.#buckets.delete(key);
   }
 }

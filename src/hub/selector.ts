@@ -30,7 +30,10 @@ function charClass(chars: string, withReserved: boolean): Uint8Array {
   const add = (s: string) => {
     for (let i = 0; i < s.length; i++) cls[s.charCodeAt(i)] = 1;
   };
-  add('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~%,');
+  // Unreserved characters, `%` of pct-encoded ones, `,` between list items, and `=` between the
+  // key and value of an exploded associative array, which every operator can produce
+  // (RFC 6570 §3.2.2: `{keys*}` expands to `semi=%3B,dot=.,comma=%2C`).
+  add('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~%,=');
   if (withReserved) add(":/?#[]@!$&'()*+;=");
   add(chars);
   return cls;
@@ -42,9 +45,9 @@ const OPERATORS: Record<string, { prefix: string; cls: Uint8Array }> = {
   '#': { prefix: '#', cls: charClass('', true) },
   '.': { prefix: '.', cls: charClass('', false) },
   '/': { prefix: '/', cls: charClass('/', false) },
-  ';': { prefix: ';', cls: charClass(';=', false) },
-  '?': { prefix: '?', cls: charClass('&=', false) },
-  '&': { prefix: '&', cls: charClass('&=', false) },
+  ';': { prefix: ';', cls: charClass(';', false) },
+  '?': { prefix: '?', cls: charClass('&', false) },
+  '&': { prefix: '&', cls: charClass('&', false) },
 };
 const VARSPEC = /^([A-Za-z0-9_]|%[0-9A-Fa-f]{2})(\.?([A-Za-z0-9_]|%[0-9A-Fa-f]{2}))*(:[1-9][0-9]{0,3}|\*)?$/;
 const MAX_TEMPLATE_LENGTH = 2048;

@@ -34,11 +34,16 @@ export async function startHub(config: HubConfig, options: { logger?: Logger } =
   const transport = createTransport(config.transport, { size: config.historySize, ttl: config.historyTtl });
   const hub = new Hub(config, transport, log);
   const ctx: HubContext = { hub, publisherVerifier, subscriberVerifier, rateLimiter: config.publishRate > 0 ? new RateLimiter(config.publishRate) : undefined };
-  const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => handleRequest(ctx, req, res));
-  server.on('clientError', (error, socket) => {
-    hub.metrics.rejected.inc({ status: '400', reason: 'bad-request' });
-    if (socket.writable && !(error as NodeJS.ErrnoException).code?.startsWith('ECONNRESET')) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-    else socket.destroy();
+  // Room for a 64 KiB URL (the hub's own limit, answered 414): a subscription may name up to 1000
+  // topics, which Node's default 16 KiB header limit would refuse before the hub could say why.
+  const server = createServer({ keepAliveTimeout: 65_000, maxHeaderSize: 96 * 1024 }, (req, res) => handleRequest(ctx, req, res));
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+    hub.metrics.rejected.inc({ status: tooLarge ? '431' : '400', reason: tooLarge ? 'headers-too-large' : 'bad-request' });
+    if (socket.writable && error.code !== 'ECONNRESET') {
+      const body = tooLarge ? 'request headers larger than 96 KiB\n' : `malformed HTTP request (${error.code ?? 'parse error'})\n`;
+      socket.end(`HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\ncontent-type: text/plain\r\nconnection: close\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+    } else socket.destroy();
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -60,8 +65,10 @@ export async function startHub(config: HubConfig, options: { logger?: Logger } =
     close: () => {
       closing ??= (async () => {
         log.info({ streams: hub.streams.size, window_ms: config.drainTimeout }, 'draining');
-        server.close();
+        // Still listening while draining: /readyz must be able to answer 503 (so a load balancer
+        // takes this node out) and a new subscriber gets 503 + Retry-After rather than a refused connection.
         await hub.shutdown();
+        server.close();
         server.closeAllConnections();
         log.info('hub stopped');
       })();

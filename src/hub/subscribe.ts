@@ -4,7 +4,7 @@
  * buffer, so a resuming client gets every update once.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createStream, lastEventIdOf } from '../server/index.js';
+import { type Stream, createStream, lastEventIdOf, textToHeader } from '../server/index.js';
 import { type Grant, findToken, grantMatchers } from './authorization.js';
 import type { HubContext } from './context.js';
 import { HttpError } from './errors.js';
@@ -62,25 +62,31 @@ export async function handleSubscribe(ctx: HubContext, req: IncomingMessage, res
 
   const lastEventId = lastEventIdOf(req);
   let history: HistoryResult | undefined;
-  if (lastEventId !== undefined && lastEventId !== '') {
-    try {
-      history = await hub.transport.history(lastEventId, (u) => subscriber.canReceive(u));
-    } catch (error) {
-      hub.subscribers.delete(subscriber);
-      if (config.maxConnectionsPerIp > 0) hub.perAddress.set(address, (hub.perAddress.get(address) ?? 1) - 1);
-      throw new HttpError(503, 'transport-unavailable', `history could not be read: ${(error as Error).message}`, { 'retry-after': '1' });
+  let stream: Stream;
+  try {
+    if (lastEventId !== undefined && lastEventId !== '') {
+      try {
+        history = await hub.transport.history(lastEventId, (u) => subscriber.canReceive(u));
+      } catch (error) {
+        throw new HttpError(503, 'transport-unavailable', `history could not be read: ${(error as Error).message}`, { 'retry-after': '1' });
+      }
     }
+    const headers: Record<string, string> = { 'cache-control': HUB_CACHE_CONTROL };
+    // Only an ID found in history is echoed, and stored IDs never hold CR, LF or NUL.
+    if (history !== undefined) headers['last-event-id'] = history.found && lastEventId !== 'earliest' ? textToHeader(lastEventId as string) : 'earliest';
+    stream = createStream(req, res, {
+      heartbeat: config.heartbeat > 0 ? config.heartbeat : false,
+      lifetime: config.writeTimeout > 0 ? config.writeTimeout : undefined,
+      lifetimeJitter: 0.2,
+      headers,
+      lastEventId,
+    });
+  } catch (error) {
+    // No stream, so no close event will release the subscriber: release it here.
+    hub.subscribers.delete(subscriber);
+    if (config.maxConnectionsPerIp > 0) hub.perAddress.set(address, (hub.perAddress.get(address) ?? 1) - 1);
+    throw error;
   }
-
-  const headers: Record<string, string> = { 'cache-control': HUB_CACHE_CONTROL };
-  if (history !== undefined) headers['last-event-id'] = history.found && lastEventId !== 'earliest' ? (lastEventId as string) : 'earliest';
-  const stream = createStream(req, res, {
-    heartbeat: config.heartbeat > 0 ? config.heartbeat : false,
-    lifetime: config.writeTimeout > 0 ? config.writeTimeout : undefined,
-    lifetimeJitter: 0.2,
-    headers,
-    lastEventId,
-  });
   subscriber.stream = stream;
   hub.streams.add(stream);
   hub.metrics.connections.inc();

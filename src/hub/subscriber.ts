@@ -23,6 +23,7 @@ export class Subscriber {
   #matchers: Matcher[];
   #privateMatchers: Matcher[];
   #pending: Update[] | undefined = [];
+  #overflowed = false;
   #maxPending: number;
 
   constructor(init: { id: string; selectors: string[]; privateMatchers: Matcher[]; address: string; payload: unknown; maxPending: number }) {
@@ -48,9 +49,10 @@ export class Subscriber {
   deliver(update: Update): boolean {
     if (this.#pending !== undefined) {
       if (!this.canReceive(update)) return false;
-      this.#pending.push(update);
-      // A replay that takes long while updates pour in is a slow consumer too.
-      if (this.#pending.length > this.#maxPending) this.stream?.destroy('slow-consumer');
+      // A replay that takes long while updates pour in is a slow consumer too: past the bound the
+      // buffer stops growing and the stream is dropped as soon as it exists, to resume later.
+      if (this.#pending.length >= this.#maxPending) this.#overflowed = true;
+      else this.#pending.push(update);
       return false;
     }
     if (this.stream === undefined || !this.canReceive(update)) return false;
@@ -61,6 +63,10 @@ export class Subscriber {
   goLive(head: bigint): number {
     const pending = this.#pending ?? [];
     this.#pending = undefined;
+    if (this.#overflowed) {
+      this.stream?.destroy('slow-consumer');
+      return 0;
+    }
     let written = 0;
     for (const update of pending) {
       if ((update.seq ?? 0n) <= head) continue;

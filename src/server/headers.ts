@@ -30,6 +30,23 @@ export function streamHeaders(http1: boolean, extra: HeaderMap = {}): HeaderMap 
  */
 export function lastEventIdFrom(header: string | string[] | null | undefined, search: URLSearchParams): string | undefined {
   const value = Array.isArray(header) ? header[0] : header;
-  if (value !== undefined && value !== null) return value;
+  if (value !== undefined && value !== null) return headerToText(value);
   return search.get('lastEventID') ?? search.get('lastEventId') ?? undefined;
+}
+
+/**
+ * Node hands header values over as Latin-1, one character per byte, but browsers send a
+ * non-ASCII `Last-Event-ID` as UTF-8: decode those bytes so the ID matches the one published.
+ * A value that is not valid UTF-8 is kept as it came.
+ */
+export function headerToText(value: string): string {
+  // eslint-disable-next-line no-control-regex
+  if (/^[\x00-\x7f]*$/.test(value) || /[^\x00-\xff]/.test(value)) return value;
+  const decoded = Buffer.from(value, 'latin1').toString('utf8');
+  return decoded.includes('\uFFFD') ? value : decoded;
+}
+
+/** The inverse of headerToText: a string as the Latin-1 characters of its UTF-8 bytes, which Node will put on the wire as UTF-8. */
+export function textToHeader(value: string): string {
+  return /^[\x20-\x7e]*$/.test(value) ? value : Buffer.from(value, 'utf8').toString('latin1');
 }

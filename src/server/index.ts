@@ -1,6 +1,6 @@
 /** `ssehub/server`: correct, proxy-proof, bounded SSE streams for any Node framework. */
 export { type Broadcastable, broadcast, toEventBytes } from './broadcast.js';
-export { type HeaderMap, lastEventIdFrom, streamHeaders } from './headers.js';
+export { type HeaderMap, headerToText, lastEventIdFrom, streamHeaders, textToHeader } from './headers.js';
 export { Heartbeat, type HeartbeatTarget, activeHeartbeats, sharedHeartbeat } from './heartbeat.js';
 export type { Sink } from './sink.js';
 export { type CloseOptions, type CloseReason, type SlowConsumerPolicy, Stream, type StreamEvents, type StreamOptions, jitter } from './stream.js';

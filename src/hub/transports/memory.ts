@@ -67,6 +67,7 @@ export class MemoryTransport implements Transport {
   }
 
   async lastId(): Promise<string | undefined> {
+    this.#trim(Date.now());
     return this.#ring.length > this.#start ? this.#ring[this.#ring.length - 1]?.id : undefined;
   }
 

@@ -66,10 +66,10 @@ export class SqliteTransport implements Transport {
     )`);
     this.#db.exec('CREATE INDEX IF NOT EXISTS updates_published_at ON updates (published_at)');
     this.#insert = this.#db.prepare('INSERT INTO updates (id, topics, data, private, type, retry, published_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
-    this.#findSeq = this.#db.prepare('SELECT seq FROM updates WHERE id = ?').pluck();
-    this.#after = this.#db.prepare('SELECT * FROM updates WHERE seq > ? ORDER BY seq');
+    this.#findSeq = this.#db.prepare('SELECT seq FROM updates WHERE id = ? AND seq > ? AND published_at >= ?').pluck().safeIntegers(true);
+    this.#after = this.#db.prepare('SELECT * FROM updates WHERE seq > ? AND published_at >= ? ORDER BY seq');
     this.#head = this.#db.prepare("SELECT COALESCE(MAX(seq), 0) FROM updates").pluck().safeIntegers(true);
-    this.#last = this.#db.prepare('SELECT id FROM updates ORDER BY seq DESC LIMIT 1').pluck();
+    this.#last = this.#db.prepare('SELECT id FROM updates WHERE published_at >= ? ORDER BY seq DESC LIMIT 1').pluck();
     this.#limits = limits;
     this.#trim();
     this.#timer = setInterval(() => this.#trim(), trimInterval);
@@ -98,17 +98,21 @@ export class SqliteTransport implements Transport {
   async history(lastEventId: string, filter: (u: Update) => boolean): Promise<HistoryResult> {
     // better-sqlite3 is synchronous: no dispatch can interleave between these reads, so `head` is exact.
     const head = this.#head.get() as bigint;
-    let after: number | bigint = 0;
+    // The limits apply at read time too: the background trim runs only every few seconds, and
+    // an update past them must be neither replayed nor accepted as a resume point.
+    const floor = head - BigInt(this.#limits.size);
+    const since = this.#since();
+    let after = floor > 0n ? floor : 0n;
     let found = lastEventId === 'earliest';
     if (!found) {
-      const seq = this.#findSeq.get(lastEventId) as number | undefined;
+      const seq = this.#findSeq.get(lastEventId, after, since) as bigint | undefined;
       if (seq !== undefined) {
         found = true;
         after = seq;
       }
     }
     const updates: Update[] = [];
-    for (const row of this.#after.iterate(after) as IterableIterator<Row>) {
+    for (const row of this.#after.iterate(after, since) as IterableIterator<Row>) {
       const u = toUpdate(row);
       if (filter(u)) updates.push(u);
     }
@@ -116,7 +120,12 @@ export class SqliteTransport implements Transport {
   }
 
   async lastId(): Promise<string | undefined> {
-    return (this.#last.get() as string | undefined) ?? undefined;
+    return (this.#last.get(this.#since()) as string | undefined) ?? undefined;
+  }
+
+  /** The oldest `published_at` the TTL keeps (0 without a TTL). */
+  #since(): number {
+    return this.#limits.ttl > 0 ? Date.now() - this.#limits.ttl : 0;
   }
 
   ready(): boolean {
