@@ -25,6 +25,7 @@ export interface HubConfig {
   historySize: number;
   historyTtl: number;
   heartbeat: number;
+  retry: number;
   writeTimeout: number;
   maxConnections: number;
   maxConnectionsPerIp: number;
@@ -63,6 +64,7 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'history-size', key: 'historySize', kind: 'count', default: '100000', description: 'updates kept in history for resume (0: none)' },
   { name: 'history-ttl', key: 'historyTtl', kind: 'duration', default: '7d', description: 'how long an update stays in history (0: no limit)' },
   { name: 'heartbeat', key: 'heartbeat', kind: 'duration', default: '15s', description: 'interval of heartbeat comments; keep it below every proxy idle timeout (0: off)' },
+  { name: 'retry', key: 'retry', kind: 'duration', default: '3s', description: 'reconnection time sent to clients (`retry:`) when a stream opens; graceful closes send 1–2× it, jittered' },
   { name: 'write-timeout', key: 'writeTimeout', kind: 'duration', default: '10m', description: 'maximum life of a stream, randomised to 80–100 %; it ends between events and the client resumes (0: none)' },
   { name: 'max-connections', key: 'maxConnections', kind: 'count', default: '10000', description: 'open streams per hub process; more get 503 with Retry-After (0: no limit)' },
   { name: 'max-connections-per-ip', key: 'maxConnectionsPerIp', kind: 'count', default: '0', description: 'open streams per client address; more get 429 (0: no limit; behind a proxy every client shares its address)' },

@@ -4,6 +4,7 @@
  * buffer, so a resuming client gets every update once.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { RESYNC_EVENT } from '../protocol/index.js';
 import { type Stream, createStream, lastEventIdOf, textToHeader } from '../server/index.js';
 import { type Grant, findToken, grantMatchers } from './authorization.js';
 import type { HubContext } from './context.js';
@@ -15,8 +16,7 @@ import { publishSubscriptionEvents } from './subscriptions.js';
 import type { HistoryResult } from './transports/index.js';
 import { eventBytes, newUpdateId } from './update.js';
 
-/** Event type of the extension event sent when history cannot cover a resume. */
-export const RESYNC_EVENT = 'ssehub-resync';
+export { RESYNC_EVENT };
 
 const HUB_CACHE_CONTROL = 'private, no-cache, no-store, must-revalidate, max-age=0, no-transform';
 
@@ -76,6 +76,7 @@ export async function handleSubscribe(ctx: HubContext, req: IncomingMessage, res
     if (history !== undefined) headers['last-event-id'] = history.found && lastEventId !== 'earliest' ? textToHeader(lastEventId as string) : 'earliest';
     stream = createStream(req, res, {
       heartbeat: config.heartbeat > 0 ? config.heartbeat : false,
+      retry: config.retry,
       lifetime: config.writeTimeout > 0 ? config.writeTimeout : undefined,
       lifetimeJitter: 0.2,
       headers,

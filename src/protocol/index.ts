@@ -10,3 +10,9 @@ export {
   encodeRetry,
 } from './encode.js';
 export { EventStreamParser, type ParsedEvent, type ParserCallbacks, parseEventStream } from './parse.js';
+
+/**
+ * Event type of the extension event an ssehub hub sends first when a client resumes from an ID
+ * that history no longer (or never) held: events were missed and the app must resynchronise.
+ */
+export const RESYNC_EVENT = 'ssehub-resync';

@@ -17,8 +17,11 @@ export interface ParsedEvent {
 
 /** What the parser reports. Every callback is optional. */
 export interface ParserCallbacks {
-  /** A complete event (a blank line ended it and it carried at least one `data:` line). */
-  onEvent?(event: ParsedEvent): void;
+  /**
+   * A complete event (a blank line ended it and it carried at least one `data:` line).
+   * `hasId` tells whether the event itself carried an `id:` field (its `lastEventId` may be inherited).
+   */
+  onEvent?(event: ParsedEvent, hasId: boolean): void;
   /** A valid `retry:` field: the new reconnection time in milliseconds. */
   onRetry?(ms: number): void;
   /** A comment line, without its leading colon. */
@@ -41,6 +44,7 @@ export class EventStreamParser {
   #data = '';
   #hasData = false;
   #type = '';
+  #idInBlock = false;
   #idBuffer: string;
   #lastEventId: string;
 
@@ -81,6 +85,7 @@ export class EventStreamParser {
     this.#data = '';
     this.#hasData = false;
     this.#type = '';
+    this.#idInBlock = false;
     this.#idBuffer = this.#lastEventId;
   }
 
@@ -149,7 +154,10 @@ export class EventStreamParser {
         this.#type = value;
         break;
       case 'id':
-        if (!value.includes('\0')) this.#idBuffer = value;
+        if (!value.includes('\0')) {
+          this.#idBuffer = value;
+          this.#idInBlock = true;
+        }
         break;
       case 'retry':
         if (DIGITS.test(value)) this.#callbacks.onRetry?.(Number.parseInt(value, 10));
@@ -162,6 +170,8 @@ export class EventStreamParser {
 
   #dispatch(): void {
     this.#lastEventId = this.#idBuffer;
+    const hasId = this.#idInBlock;
+    this.#idInBlock = false;
     if (!this.#hasData) {
       this.#type = '';
       return;
@@ -170,7 +180,7 @@ export class EventStreamParser {
     this.#data = '';
     this.#hasData = false;
     this.#type = '';
-    this.#callbacks.onEvent?.(event);
+    this.#callbacks.onEvent?.(event, hasId);
   }
 }
 

@@ -57,6 +57,7 @@ const SAMPLES: Record<string, { raw: string; key: keyof HubConfig; expected: unk
   'history-size': { raw: '500', key: 'historySize', expected: 500 },
   'history-ttl': { raw: '2h', key: 'historyTtl', expected: 2 * 3_600_000 },
   heartbeat: { raw: '30s', key: 'heartbeat', expected: 30_000 },
+  retry: { raw: '250ms', key: 'retry', expected: 250 },
   'write-timeout': { raw: '5m', key: 'writeTimeout', expected: 5 * 60_000 },
   'max-connections': { raw: '50', key: 'maxConnections', expected: 50 },
   'max-connections-per-ip': { raw: '3', key: 'maxConnectionsPerIp', expected: 3 },

@@ -18,3 +18,14 @@ describe('hub smoke', () => {
     assert.deepEqual(sub.events[0], { type: 'message', data: 'hello', lastEventId: 'u1' });
   });
 });
+
+describe('hub retry hint', () => {
+  it('tells new streams the configured reconnection time (--retry)', async () => {
+    const hub = await startTestHub(['--anonymous', '--retry', '250ms']);
+    after(() => hub.close());
+    const sub = await openSse(`${hub.hubUrl}?topic=t`);
+    after(() => sub.close());
+    await sub.until((r) => r.retries.length > 0, 'a retry hint');
+    assert.deepEqual(sub.retries, [250]);
+  });
+});

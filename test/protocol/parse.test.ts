@@ -154,3 +154,12 @@ describe('parser', () => {
     assert.deepEqual(parseEventStream('data: a: b\n\n').map((e) => e.data), ['a: b']);
   });
 });
+
+describe('parser id flag', () => {
+  it('tells whether each event carried its own id field', () => {
+    const flags: [string, boolean][] = [];
+    const parser = new EventStreamParser({ onEvent: (e, hasId) => flags.push([e.data, hasId]) });
+    parser.feed('id: 1\ndata: a\n\ndata: b\n\nid: 2\n\ndata: c\n\nid: 3\0\ndata: d\n\n');
+    assert.deepEqual(flags, [['a', true], ['b', false], ['c', false], ['d', false]]);
+  });
+});
