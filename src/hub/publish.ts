@@ -55,6 +55,8 @@ export function parseUpdate(form: URLSearchParams): Update {
     if (error instanceof InvalidEventError) throw new HttpError(400, `invalid-${error.field === 'event' ? 'type' : 'id'}`, `the "${error.field === 'event' ? 'type' : 'id'}" field must not contain CR, LF or NUL`);
     throw error;
   }
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x08\x0a-\x1f\x7f]/.test(id)) throw new HttpError(400, 'invalid-id', 'the "id" field must not contain control characters: clients send it back in the Last-Event-ID header, where they are not allowed');
   if (id === '' || id === 'earliest') throw new HttpError(400, 'invalid-id', `the "id" field must not be ${id === '' ? 'empty' : '"earliest" (reserved for resuming from the start)'}`);
   let retry: number | undefined;
   if (retryField !== null) {

@@ -48,5 +48,9 @@ export function headerToText(value: string): string {
 
 /** The inverse of headerToText: a string as the Latin-1 characters of its UTF-8 bytes, which Node will put on the wire as UTF-8. */
 export function textToHeader(value: string): string {
-  return /^[\x20-\x7e]*$/.test(value) ? value : Buffer.from(value, 'utf8').toString('latin1');
+  if (/^[\x20-\x7e]*$/.test(value)) return value;
+  // Control characters cannot appear in a header at all: percent-encode rather than throw.
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x08\x0a-\x1f\x7f]/.test(value)) return encodeURIComponent(value);
+  return Buffer.from(value, 'utf8').toString('latin1');
 }

@@ -29,3 +29,16 @@ describe('hub retry hint', () => {
     assert.deepEqual(sub.retries, [250]);
   });
 });
+
+describe('hub id hygiene', () => {
+  it('refuses an id with a control character, which no client could send back in Last-Event-ID', async () => {
+    const hub = await startTestHub();
+    after(() => hub.close());
+    for (const id of ['x\u0001', 'x\u001b', 'x\u007f']) {
+      const res = await hub.publish({ topic: 't', id, data: 'd' });
+      assert.equal(res.status, 400);
+      assert.match(res.body, /control characters/);
+    }
+    assert.equal((await hub.publish({ topic: 't', id: 'tab\there', data: 'd' })).status, 200);
+  });
+});

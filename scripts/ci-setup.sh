@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# CI: makes sure the system programs the tests run against are installed, from Debian packages
+# only (the CI machine reaches the npm registry and the Debian mirrors, nothing else; a browser
+# is never downloaded from anywhere else). Idempotent: when everything is present it only checks.
+# Later needs (redis-server, nats-server, nginx, haproxy) are one `need_pkg` line each.
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+apt_updated=0
+
+log() { printf 'ci-setup: %s\n' "$*"; }
+
+# Runs `apt-get update` the first time a package has to be installed, and never again.
+apt_update_once() {
+  if [ "$apt_updated" -eq 0 ]; then
+    log 'apt-get update'
+    apt-get update -qq
+    apt_updated=1
+  fi
+}
+
+# need_pkg BINARY PACKAGE: installs PACKAGE unless BINARY (a command name or an absolute path) exists.
+need_pkg() {
+  local binary=$1 package=$2 found
+  if [[ $binary == /* ]]; then
+    [ -x "$binary" ] && found=$binary || found=''
+  else
+    found=$(command -v "$binary" || true)
+  fi
+  if [ -n "$found" ]; then
+    log "$binary present ($found)"
+    return 0
+  fi
+  log "$binary missing: installing Debian package $package"
+  apt_update_once
+  apt-get install -y -qq --no-install-recommends "$package"
+  if [[ $binary == /* ]] && [ ! -x "$binary" ]; then
+    log "package $package did not provide $binary" >&2
+    return 1
+  fi
+  if [[ $binary != /* ]] && ! command -v "$binary" >/dev/null; then
+    log "package $package did not provide $binary" >&2
+    return 1
+  fi
+  log "$binary installed"
+}
+
+# Headless Chromium for test/e2e/browser.test.ts (native EventSource).
+need_pkg /usr/bin/chromium chromium
