@@ -50,8 +50,13 @@ export function resolvePolicy(policy: ReconnectPolicy = {}): ResolvedPolicy {
  * was healthy and just ended), given the server's `retry`.
  */
 export function reconnectDelay(failures: number, retry: number, policy: ResolvedPolicy, random: () => number = Math.random): number {
-  if (failures <= 0) return retry;
-  const backoff = Math.min(policy.maxDelay, policy.initialDelay * policy.factor ** (failures - 1));
+  if (failures <= 0) return Math.min(retry, MAX_TIMER);
+  // 0 · factor^n is NaN once factor^n overflows to Infinity: no initial delay means no backoff.
+  const growth = policy.initialDelay === 0 ? 0 : policy.initialDelay * policy.factor ** (failures - 1);
+  const backoff = Math.min(policy.maxDelay, growth);
   const jittered = backoff * (1 - policy.jitter * random());
-  return Math.round(Math.max(retry, Math.min(policy.maxDelay, retry + jittered)));
+  return Math.min(MAX_TIMER, Math.round(Math.max(retry, Math.min(policy.maxDelay, retry + jittered))));
 }
+
+/** Timers fire at once when asked for more than 2^31−1 ms, which would turn a long wait into a reconnect storm. */
+export const MAX_TIMER = 2 ** 31 - 1;

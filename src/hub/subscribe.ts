@@ -14,11 +14,41 @@ import { compileSelector } from './selector.js';
 import { Subscriber } from './subscriber.js';
 import { publishSubscriptionEvents } from './subscriptions.js';
 import type { HistoryResult } from './transports/index.js';
-import { eventBytes, newUpdateId } from './update.js';
+import { type Update, eventBytes, newUpdateId } from './update.js';
 
 export { RESYNC_EVENT };
 
 const HUB_CACHE_CONTROL = 'private, no-cache, no-store, must-revalidate, max-age=0, no-transform';
+
+const REPLAY_CHUNK = 64 * 1024;
+
+/**
+ * Writes history in chunks of whole events, waiting for the socket to drain between chunks: a
+ * backlog of thousands of updates must reach a slow client at its pace, not overflow the queue
+ * that protects the hub from slow clients. Live updates meanwhile wait in the subscriber's buffer.
+ * Returns how many events were written.
+ */
+async function replay(stream: Stream, updates: readonly Update[]): Promise<number> {
+  let batch: Buffer[] = [];
+  let bytes = 0;
+  let written = 0;
+  const flush = async () => {
+    if (batch.length === 0) return;
+    if (stream.write(batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch, bytes), batch.length)) written += batch.length;
+    batch = [];
+    bytes = 0;
+    await stream.drained();
+  };
+  for (const update of updates) {
+    if (!stream.open) break;
+    const event = eventBytes(update);
+    batch.push(event);
+    bytes += event.length;
+    if (bytes >= REPLAY_CHUNK || batch.length >= 512) await flush();
+  }
+  if (stream.open) await flush();
+  return written;
+}
 
 /** Handles a subscribe request. */
 export async function handleSubscribe(ctx: HubContext, req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
@@ -111,9 +141,10 @@ export async function handleSubscribe(ctx: HubContext, req: IncomingMessage, res
       hub.metrics.resyncs.inc();
       stream.send({ event: RESYNC_EVENT, data: JSON.stringify({ lastEventId, reason: 'unknown-id' }) });
     }
-    for (const update of history.updates) if (stream.write(eventBytes(update))) written++;
+    written = await replay(stream, history.updates);
     hub.metrics.replayed.inc(written);
   }
+  if (!stream.open) return;
   written += subscriber.goLive(history?.head ?? -1n);
   hub.metrics.deliveries.inc(written);
   if (config.subscriptions && stream.open) publishSubscriptionEvents(ctx, subscriber, true);

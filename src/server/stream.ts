@@ -102,6 +102,7 @@ export class Stream extends EventEmitter<StreamEvents> {
   #heartbeat: Heartbeat | undefined;
   #lifetimeTimer: NodeJS.Timeout | undefined;
   #closeTimer: NodeJS.Timeout | undefined;
+  #drainWaiters: (() => void)[] = [];
 
   /** Wraps a sink whose headers were already sent; adapters call this. */
   constructor(sink: Sink, options: StreamOptions = {}) {
@@ -141,6 +142,21 @@ export class Stream extends EventEmitter<StreamEvents> {
   /** Why the stream ended (or is ending); `undefined` while open. */
   get closeReason(): CloseReason | undefined {
     return this.#reason;
+  }
+
+  /** `true` while the transport's buffer is full: further writes queue (and count against the bounds). */
+  get blocked(): boolean {
+    return this.#blocked;
+  }
+
+  /**
+   * Resolves once the transport can take more bytes (at once if it can now), or the stream closed.
+   * For producers with a large backlog, such as a history replay, that should pace themselves
+   * instead of filling the queue.
+   */
+  drained(): Promise<void> {
+    if (!this.#blocked || this.#state !== 'open') return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
   }
 
   /** Bytes waiting for the client to catch up. */
@@ -226,12 +242,22 @@ export class Stream extends EventEmitter<StreamEvents> {
   #drained(): void {
     if (!this.#blocked || this.#state !== 'open') return;
     this.#blocked = false;
-    if (this.#queue.length === 0) return;
+    if (this.#queue.length === 0) {
+      this.#wakeDrainWaiters();
+      return;
+    }
     // Everything that piled up goes out in one write: fewer, larger writes are what a socket likes.
     const chunk = this.#queue.length === 1 ? (this.#queue[0] as Uint8Array) : Buffer.concat(this.#queue, this.#queuedBytes);
     const events = this.#queuedEvents;
     this.#clearQueue();
     this.#writeOut(chunk, events);
+    if (!this.#blocked) this.#wakeDrainWaiters();
+  }
+
+  #wakeDrainWaiters(): void {
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   #transportClosed(error?: Error): void {
@@ -249,6 +275,7 @@ export class Stream extends EventEmitter<StreamEvents> {
     this.#sink.ondrain = null;
     this.#sink.onclose = null;
     const reason = this.#reason ?? 'server-closed';
+    this.#wakeDrainWaiters();
     this.emit('close', reason, error);
     this.removeAllListeners();
   }
