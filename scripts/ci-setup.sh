@@ -47,3 +47,8 @@ need_pkg() {
 
 # Headless Chromium for test/e2e/browser.test.ts (native EventSource).
 need_pkg /usr/bin/chromium chromium
+
+# Redis and NATS (JetStream) servers for the scale-out transports' tests. The tests start their
+# own server processes on free loopback ports, so only the binaries are needed here.
+need_pkg redis-server redis-server
+need_pkg /usr/sbin/nats-server nats-server

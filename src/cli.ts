@@ -1,10 +1,13 @@
 #!/usr/bin/env node
 /** The `ssehub` command: `serve`, `token`. */
+import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ConfigError, SETTINGS, envName, loadConfig, parseDuration, startHub } from './hub/index.js';
 import type { HubConfig } from './hub/index.js';
 import { signToken } from './hub/token.js';
+import { superviseWorkers, workerCount } from './hub/workers.js';
+import { pino } from 'pino';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -116,6 +119,13 @@ async function serve(argv: string[]): Promise<number> {
     config.anonymous = true;
     if (config.corsOrigins.length === 0) config.corsOrigins = ['*'];
   }
+  const workers = workerCount(config.workers);
+  if (workers > 1 && cluster.isPrimary) {
+    // Workers re-read the configuration; they must share the key --dev just made.
+    if (keyGenerated) process.env.SSEHUB_JWT_KEY = config.jwtKey;
+    if (config.dev) await printDevBanner(config, `http://${config.listen.host}:${config.listen.port}`, keyGenerated);
+    return superviseWorkers(workers, pino({ level: config.logLevel, base: { service: 'ssehub', role: 'primary' } }));
+  }
   const running = await startHub(config).catch((error: unknown) => {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
@@ -123,7 +133,7 @@ async function serve(argv: string[]): Promise<number> {
     }
     throw error;
   });
-  if (config.dev) await printDevBanner(config, running.url, keyGenerated);
+  if (config.dev && cluster.isPrimary) await printDevBanner(config, running.url, keyGenerated);
   let stopping = false;
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () => {

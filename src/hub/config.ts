@@ -33,6 +33,7 @@ export interface HubConfig {
   publishRate: number;
   subscriptions: boolean;
   drainTimeout: number;
+  workers: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   dev: boolean;
 }
@@ -60,7 +61,7 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'cors-origins', key: 'corsOrigins', kind: 'list', default: '', description: 'origins allowed by CORS, comma-separated (`*` for any, without credentials)' },
   { name: 'publish-origins', key: 'publishOrigins', kind: 'list', default: '', description: 'origins allowed to publish with a cookie token (CSRF protection), comma-separated' },
   { name: 'cookie-name', key: 'cookieName', kind: 'string', default: 'mercureAuthorization', description: 'name of the cookie holding a token' },
-  { name: 'transport', key: 'transport', kind: 'transport', default: 'sqlite:ssehub-data/hub.db', description: 'history and dispatch: `memory` or `sqlite:PATH`' },
+  { name: 'transport', key: 'transport', kind: 'transport', default: 'sqlite:ssehub-data/hub.db', description: 'history and dispatch: `memory`, `sqlite:PATH`, `redis://HOST:PORT[/DB][?key=PREFIX]` (Redis Streams) or `nats://HOST:PORT[?stream=NAME]` (NATS JetStream)' },
   { name: 'history-size', key: 'historySize', kind: 'count', default: '100000', description: 'updates kept in history for resume (0: none)' },
   { name: 'history-ttl', key: 'historyTtl', kind: 'duration', default: '7d', description: 'how long an update stays in history (0: no limit)' },
   { name: 'heartbeat', key: 'heartbeat', kind: 'duration', default: '15s', description: 'interval of heartbeat comments; keep it below every proxy idle timeout (0: off)' },
@@ -72,6 +73,7 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'publish-rate', key: 'publishRate', kind: 'rate', default: '0', description: 'publishes per second per token subject or address, e.g. 100 or 100/s or 6000/m; over it gets 429 (0: no limit)' },
   { name: 'subscriptions', key: 'subscriptions', kind: 'bool', default: 'false', description: 'publish subscription events and serve the subscriptions API' },
   { name: 'drain-timeout', key: 'drainTimeout', kind: 'duration', default: '10s', description: 'on SIGTERM, the window over which streams are closed in batches' },
+  { name: 'workers', key: 'workers', kind: 'count', default: '1', description: 'hub processes on this machine sharing the port (0: one per CPU); more than 1 needs a redis:// or nats:// transport' },
   { name: 'log-level', key: 'logLevel', kind: 'level', default: 'info', description: 'fatal, error, warn, info, debug, trace or silent' },
   { name: 'dev', key: 'dev', kind: 'bool', default: 'false', description: 'zero-config demo: ephemeral key, printed tokens and curl commands, anonymous subscribers, CORS for any origin. Never in production' },
 ];
@@ -121,9 +123,18 @@ function parseValue(setting: Setting, raw: string): unknown {
       const host = (m[1] ?? '').replace(/^\[|\]$/g, '');
       return { host: host === '' ? '0.0.0.0' : host, port };
     }
-    case 'transport':
+    case 'transport': {
       if (value === 'memory' || /^sqlite:.+/.test(value)) return value;
-      throw new Error(`expected "memory" or "sqlite:PATH", got "${raw}"`);
+      if (/^(redis|rediss|nats):\/\//.test(value)) {
+        try {
+          new URL(value);
+          return value;
+        } catch {
+          throw new Error(`"${raw}" is not a valid URL`);
+        }
+      }
+      throw new Error(`expected "memory", "sqlite:PATH", "redis://HOST:PORT[/DB]" or "nats://HOST:PORT", got "${raw}"`);
+    }
     case 'alg':
       if ((ALGORITHMS as readonly string[]).includes(value)) return value;
       throw new Error(`expected one of ${ALGORITHMS.join(', ')}, got "${raw}"`);
@@ -322,4 +333,7 @@ function validate(c: HubConfig, at: (name: string) => string): void {
   if (c.heartbeat > 0 && c.heartbeat < 100) throw new ConfigError(at('heartbeat'), 'must be 0 (off) or at least 100ms');
   if (c.writeTimeout > 0 && c.writeTimeout < 1000) throw new ConfigError(at('write-timeout'), 'must be 0 (none) or at least 1s');
   if (c.maxBody < 1) throw new ConfigError(at('max-body'), 'must be at least 1 byte');
+  if (c.workers !== 1 && (c.transport === 'memory' || c.transport.startsWith('sqlite:'))) {
+    throw new ConfigError(at('workers'), `more than one process needs a shared transport (redis:// or nats://): with ${c.transport === 'memory' ? 'memory' : 'sqlite'} each process would keep its own history and see only its own updates`);
+  }
 }

@@ -31,7 +31,7 @@ export async function startHub(config: HubConfig, options: { logger?: Logger } =
     subscriberKey !== undefined || config.jwksUrl !== undefined ? new Verifier('subscriber', { key: subscriberKey, alg, jwksUrl: subscriberKey === undefined ? config.jwksUrl : undefined }) : undefined;
   await Promise.all([publisherVerifier.ready(), subscriberVerifier?.ready()]);
 
-  const transport = createTransport(config.transport, { size: config.historySize, ttl: config.historyTtl });
+  const transport = await createTransport(config.transport, { size: config.historySize, ttl: config.historyTtl });
   const hub = new Hub(config, transport, log);
   const ctx: HubContext = { hub, publisherVerifier, subscriberVerifier, rateLimiter: config.publishRate > 0 ? new RateLimiter(config.publishRate) : undefined };
   // Room for a 64 KiB URL (the hub's own limit, answered 414): a subscription may name up to 1000

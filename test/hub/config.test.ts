@@ -58,6 +58,7 @@ const SAMPLES: Record<string, { raw: string; key: keyof HubConfig; expected: unk
   'history-ttl': { raw: '2h', key: 'historyTtl', expected: 2 * 3_600_000 },
   heartbeat: { raw: '30s', key: 'heartbeat', expected: 30_000 },
   retry: { raw: '250ms', key: 'retry', expected: 250 },
+  workers: { raw: '1', key: 'workers', expected: 1 },
   'write-timeout': { raw: '5m', key: 'writeTimeout', expected: 5 * 60_000 },
   'max-connections': { raw: '50', key: 'maxConnections', expected: 50 },
   'max-connections-per-ip': { raw: '3', key: 'maxConnectionsPerIp', expected: 3 },
@@ -205,7 +206,7 @@ describe('config: bad values name the setting where it was given', () => {
     ['history-size', '2.5', /expected a whole number/],
     ['anonymous', 'maybe', /expected true or false/],
     ['listen', 'localhost:99999', /expected HOST:PORT/],
-    ['transport', 'postgres://db', /expected "memory" or "sqlite:PATH"/],
+    ['transport', 'postgres://db', /expected "memory", "sqlite:PATH", "redis:\/\/HOST:PORT\[\/DB\]" or "nats:\/\/HOST:PORT"/],
     ['jwt-alg', 'none', /expected one of HS256/],
     ['log-level', 'loud', /expected fatal, error, warn/],
     ['publish-rate', 'fast', /expected publishes per second/],
@@ -299,5 +300,22 @@ describe('config: bad values name the setting where it was given', () => {
     assert.equal(load(['--dev']).dev, true);
     refused(() => load(['--dev', '--heartbeat', '1ms']), '--heartbeat', /at least 100ms/);
     refused(() => load(['--dev', '--jwt-key', 'short']), '--jwt-key', /at least 32 characters/);
+  });
+});
+
+describe('config: workers', () => {
+  it('refuses --workers above 1 with a transport that cannot be shared between processes, naming --workers', () => {
+    for (const transport of ['memory', 'sqlite:/tmp/x.db']) {
+      assert.throws(
+        () => loadConfig({ argv: ['--jwt-key', 'k'.repeat(32), '--transport', transport, '--workers', '3'], env: {} }),
+        (e: unknown) => e instanceof ConfigError && e.setting === '--workers' && /shared transport \(redis:\/\/ or nats:\/\/\)/.test(e.message),
+      );
+    }
+  });
+
+  it('accepts --workers with redis and nats transports', () => {
+    for (const transport of ['redis://127.0.0.1:6379/0', 'nats://127.0.0.1:4222']) {
+      assert.equal(loadConfig({ argv: ['--jwt-key', 'k'.repeat(32), '--transport', transport, '--workers', '3'], env: {} }).workers, 3);
+    }
   });
 });

@@ -7,9 +7,20 @@ export type { HistoryLimits, HistoryResult, Transport } from './transport.js';
 export { MemoryTransport } from './memory.js';
 export { SqliteTransport } from './sqlite.js';
 
-/** Opens the transport named by `spec` (`memory` or `sqlite:PATH`). */
-export function createTransport(spec: string, limits: HistoryLimits): Transport {
+/**
+ * Opens the transport named by `spec`: `memory`, `sqlite:PATH`, `redis://…` or `nats://…`.
+ * The networked ones are loaded only when used, so a single-node hub needs neither client.
+ */
+export async function createTransport(spec: string, limits: HistoryLimits): Promise<Transport> {
   if (spec === 'memory') return new MemoryTransport(limits);
   if (spec.startsWith('sqlite:')) return new SqliteTransport(spec.slice('sqlite:'.length), limits);
+  if (/^rediss?:\/\//.test(spec)) {
+    const { RedisTransport } = await import('./redis.js');
+    return RedisTransport.connect(spec, limits);
+  }
+  if (spec.startsWith('nats://')) {
+    const { NatsTransport } = await import('./nats.js');
+    return NatsTransport.connect(spec, limits);
+  }
   throw new Error(`unknown transport "${spec}"`);
 }
