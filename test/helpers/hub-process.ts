@@ -1,0 +1,62 @@
+// Runs `ssehub serve` as a real process (dist/cli.js; `npm test` builds first), for tests that
+// kill hubs, run several nodes, or restart them.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { type AddressInfo, createServer } from 'node:net';
+import { TEST_KEY } from './hub.js';
+
+const cli = new URL('../../dist/cli.js', import.meta.url).pathname;
+
+/** A free loopback port (bound then released). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** A hub process. */
+export interface HubProcess {
+  port: number;
+  url: string;
+  hubUrl: string;
+  child: ChildProcess;
+  /** stderr so far, for failure messages. */
+  stderr(): string;
+  /** Resolves with the exit code (or signal) once it exited. */
+  exited: Promise<number | string>;
+  kill(signal?: NodeJS.Signals): Promise<number | string>;
+}
+
+/** Starts `ssehub serve --jwt-key TEST_KEY --listen 127.0.0.1:PORT` plus `flags`; resolves once /readyz answers 200. */
+export async function startHubProcess(flags: string[], port?: number): Promise<HubProcess> {
+  const p = port ?? (await freePort());
+  const child = spawn(process.execPath, [cli, 'serve', '--jwt-key', TEST_KEY, '--listen', `127.0.0.1:${p}`, '--log-level', 'warn', ...flags], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const url = `http://127.0.0.1:${p}`;
+  const deadline = Date.now() + 20_000;
+  while (true) {
+    if (child.exitCode !== null) throw new Error(`hub exited (${child.exitCode}) before it was ready: ${err}`);
+    const ok = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+    if (ok) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`hub not ready after 20 s: ${err}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    port: p,
+    url,
+    hubUrl: `${url}/.well-known/mercure`,
+    child,
+    stderr: () => err,
+    exited,
+    kill(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
