@@ -1,0 +1,60 @@
+// `--workers N`: N hub processes share one port through node:cluster and one Redis transport.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { after, describe, it } from 'node:test';
+import { signToken } from '../../src/hub/token.js';
+import { startHubProcess } from '../helpers/hub-process.js';
+import { TEST_KEY } from '../helpers/hub.js';
+import { startRedisServer } from '../helpers/redis-server.js';
+import { openSse } from '../helpers/sse-client.js';
+
+function workerPids(primary: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(primary)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+async function until(check: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('--workers', () => {
+  it('runs three worker processes on one port that serve every subscriber, restarts a dead worker, and drains on SIGTERM', { timeout: 90_000 }, async () => {
+    const redis = await startRedisServer();
+    after(() => redis.stop());
+    const hub = await startHubProcess(['--transport', `${redis.url}/0`, '--anonymous', '--workers', '3', '--drain-timeout', '200ms']);
+    after(() => hub.kill('SIGKILL'));
+    const primary = hub.child.pid as number;
+    await until(() => workerPids(primary).length === 3, 'three workers');
+
+    const subs = await Promise.all(Array.from({ length: 9 }, () => openSse(`${hub.hubUrl}?topic=w`)));
+    after(() => subs.forEach((s) => s.close()));
+    const token = await signToken(TEST_KEY, { publish: ['*'] });
+    for (let i = 1; i <= 20; i++) {
+      const res = await fetch(hub.hubUrl, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-www-form-urlencoded', connection: 'close' },
+        body: new URLSearchParams({ topic: 'w', id: `w-${i}`, data: String(i) }).toString(),
+      });
+      assert.equal(res.status, 200);
+    }
+    await Promise.all(subs.map((s) => s.events_(20)));
+    for (const s of subs) assert.deepEqual(s.events.map((e) => e.lastEventId), Array.from({ length: 20 }, (_, i) => `w-${i + 1}`));
+
+    const [victim] = workerPids(primary);
+    process.kill(victim as number, 'SIGKILL');
+    await until(() => {
+      const pids = workerPids(primary);
+      return pids.length === 3 && !pids.includes(victim as number);
+    }, 'the dead worker replaced');
+
+    assert.equal(await hub.kill('SIGTERM'), 0);
+    assert.deepEqual(workerPids(primary), []);
+  });
+});
