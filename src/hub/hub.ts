@@ -56,17 +56,26 @@ export class Hub {
     this.metrics.updatesPublished.inc();
   }
 
+  /** Registers a subscriber (from now on it receives live updates, buffered until it goes live) and counts it against its address. */
+  admit(subscriber: Subscriber): void {
+    this.subscribers.add(subscriber);
+    if (this.config.maxConnectionsPerIp > 0) this.perAddress.set(subscriber.address, (this.perAddress.get(subscriber.address) ?? 0) + 1);
+  }
+
+  /** Forgets a subscriber; safe to call more than once. */
+  release(subscriber: Subscriber): void {
+    if (!this.subscribers.delete(subscriber) || this.config.maxConnectionsPerIp === 0) return;
+    const n = (this.perAddress.get(subscriber.address) ?? 1) - 1;
+    if (n <= 0) this.perAddress.delete(subscriber.address);
+    else this.perAddress.set(subscriber.address, n);
+  }
+
   /** Records a stream that ended. */
   streamClosed(subscriber: Subscriber, reason: CloseReason, info: { bytes: number; events: number; openedAt: number }): void {
-    this.subscribers.delete(subscriber);
+    this.release(subscriber);
     this.metrics.connections.dec();
     this.metrics.subscriptions.dec(subscriber.selectors.length);
     this.metrics.closed.inc({ reason });
-    if (this.config.maxConnectionsPerIp > 0) {
-      const n = (this.perAddress.get(subscriber.address) ?? 1) - 1;
-      if (n <= 0) this.perAddress.delete(subscriber.address);
-      else this.perAddress.set(subscriber.address, n);
-    }
     this.log.info(
       { conn: subscriber.id, addr: subscriber.address, topics: subscriber.selectors.length, duration_ms: Date.now() - info.openedAt, bytes: info.bytes, events: info.events, reason },
       'stream closed',

@@ -87,8 +87,7 @@ export async function handleSubscribe(ctx: HubContext, req: IncomingMessage, res
     payload: grant?.payload,
     maxPending: 10_000,
   });
-  hub.subscribers.add(subscriber);
-  if (config.maxConnectionsPerIp > 0) hub.perAddress.set(address, (hub.perAddress.get(address) ?? 0) + 1);
+  hub.admit(subscriber);
 
   const lastEventId = lastEventIdOf(req);
   let history: HistoryResult | undefined;
@@ -114,8 +113,7 @@ export async function handleSubscribe(ctx: HubContext, req: IncomingMessage, res
     });
   } catch (error) {
     // No stream, so no close event will release the subscriber: release it here.
-    hub.subscribers.delete(subscriber);
-    if (config.maxConnectionsPerIp > 0) hub.perAddress.set(address, (hub.perAddress.get(address) ?? 1) - 1);
+    hub.release(subscriber);
     throw error;
   }
   subscriber.stream = stream;
