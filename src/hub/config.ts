@@ -61,7 +61,7 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'cors-origins', key: 'corsOrigins', kind: 'list', default: '', description: 'origins allowed by CORS, comma-separated (`*` for any, without credentials)' },
   { name: 'publish-origins', key: 'publishOrigins', kind: 'list', default: '', description: 'origins allowed to publish with a cookie token (CSRF protection), comma-separated' },
   { name: 'cookie-name', key: 'cookieName', kind: 'string', default: 'mercureAuthorization', description: 'name of the cookie holding a token' },
-  { name: 'transport', key: 'transport', kind: 'transport', default: 'sqlite:ssehub-data/hub.db', description: 'history and dispatch: `memory`, `sqlite:PATH`, `redis://HOST:PORT[/DB]` (Redis Streams; options `?key=PREFIX&maxlen=N&maxage=7d&timeout=1s`) or `nats://HOST:PORT[?stream=NAME]` (NATS JetStream)' },
+  { name: 'transport', key: 'transport', kind: 'transport', default: 'sqlite:ssehub-data/hub.db', description: 'history and dispatch: `memory`, `sqlite:PATH`, `redis://HOST:PORT[/DB]` (Redis Streams; options `?key=PREFIX&maxlen=N&maxage=7d&timeout=1s`) or `nats://HOST:PORT` (NATS JetStream; options `?stream=NAME&subject=PREFIX&timeout=2000&replicas=1`)' },
   { name: 'history-size', key: 'historySize', kind: 'count', default: '100000', description: 'updates kept in history for resume (0: none)' },
   { name: 'history-ttl', key: 'historyTtl', kind: 'duration', default: '7d', description: 'how long an update stays in history (0: no limit)' },
   { name: 'heartbeat', key: 'heartbeat', kind: 'duration', default: '15s', description: 'interval of heartbeat comments; keep it below every proxy idle timeout (0: off)' },

@@ -97,7 +97,7 @@ export async function handlePublish(ctx: HubContext, req: IncomingMessage, res: 
     await hub.publish(update);
   } catch (error) {
     if (error instanceof DuplicateIdError) throw new HttpError(409, 'duplicate-id', `${error.message}; IDs must be unique so that Last-Event-ID resumes at one place`);
-    if (error instanceof TransportUnavailableError) throw new HttpError(503, 'transport-unavailable', `the update was not stored: ${error.message}`, { 'retry-after': '1' });
+    if (error instanceof TransportUnavailableError) throw new HttpError(503, 'transport-unavailable', `the update may not have been stored (retry with the same id: a 409 then means it was): ${error.message}`, { 'retry-after': '1' });
     throw error;
   }
   res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }).end(update.id);

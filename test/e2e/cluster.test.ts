@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { EventSource } from '../../src/client/index.js';
 import { type HubProcess, startHubProcess } from '../helpers/hub-process.js';
 import { TEST_KEY } from '../helpers/hub.js';
+import { type NatsServer, startNatsServer } from '../helpers/nats-server.js';
 import { type RedisServer, startRedisServer } from '../helpers/redis-server.js';
 import { type SseRecorder, openSse } from '../helpers/sse-client.js';
 import { signToken } from '../../src/hub/token.js';
@@ -26,7 +27,15 @@ async function redisBackend(): Promise<Backend> {
   return { name: 'redis', url: () => `${server.url}/0`, kill: () => server.kill(), start: () => server.start(), stop: () => server.stop() };
 }
 
-const BACKENDS: [string, () => Promise<Backend>][] = [['redis', redisBackend]];
+async function natsBackend(): Promise<Backend> {
+  const server: NatsServer = await startNatsServer();
+  return { name: 'nats', url: () => server.url, kill: () => server.stop('SIGKILL'), start: () => server.start(), stop: () => server.close() };
+}
+
+const BACKENDS: [string, () => Promise<Backend>][] = [
+  ['redis', redisBackend],
+  ['nats', natsBackend],
+];
 
 let token = '';
 async function publish(hub: HubProcess, fields: Record<string, string>): Promise<number> {

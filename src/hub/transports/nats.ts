@@ -1,8 +1,718 @@
-/** `nats://…`: NATS JetStream (placeholder until the transport lands; refuses to start). */
-import type { HistoryLimits, Transport } from './transport.js';
+/**
+ * `nats://[USER:PASSWORD@|TOKEN@]HOST:PORT[?OPTIONS]`: NATS JetStream, for several hub nodes.
+ *
+ * Options (query string):
+ * - `stream=NAME`    the JetStream stream (default `SSEHUB`); created, or updated to the limits below.
+ * - `subject=PREFIX` subject prefix (default `ssehub`): updates are stored on `PREFIX.updates.*`.
+ * - `timeout=MS`     how long a publish or a read may wait for the server before it fails with 503
+ *                    (default 2000). When the connection is known to be down they fail at once.
+ * - `replicas=N`     stream replicas in a JetStream cluster (default 1).
+ * - `heartbeat=MS`   idle heartbeat of the live consumer (default 1000); about three missed ones
+ *                    make a node recreate it, e.g. after the server dropped it.
+ * `--history-size` is the stream's `max_msgs` and `--history-ttl` its `max_age` (file storage,
+ * discard old). The first node to start creates the stream; a node with other limits updates it.
+ *
+ * How the Transport contract maps onto JetStream:
+ * - `seq` is the stream sequence: assigned by the server, the same on every node, increasing.
+ * - Each update is stored on a subject of its own, `PREFIX.updates.<base64url(sha256(id))>`,
+ *   published with `Nats-Expected-Last-Subject-Sequence: 0`. The server stores it only if no
+ *   retained message has that subject, in the same step as the write, so two nodes publishing one
+ *   ID at once get exactly one success (the other: error 10071, a DuplicateIdError). There is no
+ *   side index (such as a KV bucket) that could disagree with the stream after a crash between two
+ *   writes, and no dependence on the duplicate window (`Nats-Msg-Id` is not used): an ID is known
+ *   exactly as long as its update is retained, so trimming makes it unknown in the same step.
+ * - `history(id)` finds the ID's sequence with a "last message for subject" get, reads the stream's
+ *   last sequence as `head`, and reads `(seq, head]`: up to 16 updates with parallel gets by
+ *   sequence, more through a short-lived ephemeral consumer. If any update of that range was
+ *   trimmed in the meantime, `found` is false (resync), never a gap.
+ * - Live updates come from one ephemeral push consumer per process (no acks, flow control, idle
+ *   heartbeats) that starts after the last sequence handed to listeners. It is recreated from that
+ *   sequence after a reconnect, a consumer sequence gap, or missed heartbeats, and sequences
+ *   already delivered are skipped: listeners get every retained update once, in stream order.
+ * - `dispatch` resolves once the server acknowledged the write (file storage) and this process's
+ *   listeners have seen the update (bounded by `timeout`), so a subscriber on the publishing node
+ *   has it by the time the publisher gets 200.
+ * - Server unreachable: `ready()` is false and `dispatch`/`history` reject at once with
+ *   TransportUnavailableError; the client reconnects forever with a growing, jittered delay; once
+ *   back, the stream is declared again and the live consumer resumes where it stopped.
+ *
+ * Limits: a publish that times out (or is cut by a disconnect) may still have been stored; it is
+ * then delivered, and publishing the same ID again answers 409, which tells the publisher so.
+ * A process that falls further behind than `--history-size` updates skips the ones trimmed meanwhile.
+ * An update larger than the server's `max_payload` (1 MB by default) is refused with 503.
+ */
+import { createHash } from 'node:crypto';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  Events,
+  type JetStreamClient,
+  type JetStreamManager,
+  type Msg,
+  type NatsConnection,
+  type NatsError,
+  ReplayPolicy,
+  RetentionPolicy,
+  StorageType,
+  type StreamConfig,
+  type StreamInfo,
+  connect,
+  createInbox,
+  nanos,
+} from 'nats';
+import { DuplicateIdError, TransportUnavailableError } from '../errors.js';
+import type { Update } from '../update.js';
+import type { HistoryLimits, HistoryResult, Transport } from './transport.js';
 
-export class NatsTransport {
-  static async connect(_url: string, _limits: HistoryLimits): Promise<Transport> {
-    throw new Error('the nats transport is not available in this build');
+/** A history range up to this long is read with parallel gets rather than a consumer. */
+const SHORT_READ = 16;
+/** Reconnect delay bounds: it grows with the length of the outage, with jitter. */
+const RECONNECT_MIN_MS = 100;
+const RECONNECT_MAX_MS = 2000;
+/** JetStream error codes. */
+const WRONG_LAST_SEQUENCE = 10071;
+const STREAM_CONFIG_DIFFERS = 10058;
+const STREAM_NOT_FOUND = 10059;
+
+/** Settings from the `nats://` URL. */
+export interface NatsOptions {
+  servers: string;
+  user?: string;
+  pass?: string;
+  token?: string;
+  stream: string;
+  prefix: string;
+  timeout: number;
+  replicas: number;
+  heartbeat: number;
+}
+
+/** Parses `nats://…` and its query options; throws an Error naming the bad part. */
+export function parseNatsUrl(spec: string): NatsOptions {
+  let url: URL;
+  try {
+    url = new URL(spec);
+  } catch {
+    throw new Error(`"${spec}" is not a valid URL`);
+  }
+  if (url.protocol !== 'nats:') throw new Error(`expected a nats:// URL, got "${spec}"`);
+  if (url.hostname === '') throw new Error(`"${spec}" names no host`);
+  const options: NatsOptions = { servers: `${url.hostname}:${url.port || '4222'}`, stream: 'SSEHUB', prefix: 'ssehub', timeout: 2000, replicas: 1, heartbeat: 1000 };
+  let user: string;
+  let pass: string;
+  try {
+    user = decodeURIComponent(url.username);
+    pass = decodeURIComponent(url.password);
+  } catch {
+    throw new Error(`the user or password in "${url.host}" is not valid percent-encoding`);
+  }
+  if (user !== '' && pass !== '') Object.assign(options, { user, pass });
+  else if (user !== '') options.token = user;
+  for (const [key, value] of url.searchParams) {
+    switch (key) {
+      case 'stream':
+        if (!/^[A-Za-z0-9_-]{1,255}$/.test(value)) throw new Error(`stream "${value}": a JetStream stream name is letters, digits, "_" and "-"`);
+        options.stream = value;
+        break;
+      case 'subject':
+        if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(value)) throw new Error(`subject "${value}": expected dot-separated tokens of letters, digits, "_" and "-"`);
+        options.prefix = value;
+        break;
+      case 'timeout':
+        if (!/^\d{1,7}$/.test(value) || Number(value) === 0) throw new Error(`timeout "${value}": expected a positive number of milliseconds`);
+        options.timeout = Number(value);
+        break;
+      case 'heartbeat':
+        if (!/^\d{1,7}$/.test(value) || Number(value) < 100) throw new Error(`heartbeat "${value}": expected milliseconds, at least 100`);
+        options.heartbeat = Number(value);
+        break;
+      case 'replicas':
+        if (!/^[1-5]$/.test(value)) throw new Error(`replicas "${value}": expected 1 to 5`);
+        options.replicas = Number(value);
+        break;
+      default:
+        throw new Error(`unknown option "${key}" (expected stream, subject, timeout, replicas or heartbeat)`);
+    }
+  }
+  return options;
+}
+
+/** What is stored as a message's payload. */
+interface StoredUpdate {
+  id: string;
+  topics: string[];
+  data: string;
+  private: boolean;
+  type?: string;
+  retry?: number;
+  publishedAt?: number;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function encode(u: Update): Uint8Array {
+  const stored: StoredUpdate = { id: u.id, topics: u.topics, data: u.data, private: u.private, type: u.type, retry: u.retry, publishedAt: u.publishedAt };
+  return encoder.encode(JSON.stringify(stored));
+}
+
+/** The update in a message, or `undefined` for a payload this transport did not write. */
+function decode(data: Uint8Array, seq: number): Update | undefined {
+  try {
+    const v = JSON.parse(decoder.decode(data)) as Partial<StoredUpdate>;
+    if (typeof v.id !== 'string' || !Array.isArray(v.topics) || typeof v.data !== 'string') return undefined;
+    return { id: v.id, topics: v.topics, data: v.data, private: v.private === true, type: v.type ?? undefined, retry: v.retry ?? undefined, publishedAt: v.publishedAt, seq: BigInt(seq) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The subject token of an ID: fixed length and always a valid token, whatever the ID holds. */
+function idToken(id: string): string {
+  return createHash('sha256').update(id).digest('base64url');
+}
+
+/** The positions JetStream puts in a delivered message's reply subject. */
+function deliveryInfo(reply: string | undefined): { streamSeq: number; consumerSeq: number; pending: number } | undefined {
+  if (reply === undefined || !reply.startsWith('$JS.ACK.')) return undefined;
+  // `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ns>.<pending>`, or the v2
+  // form with `<domain>.<account hash>` after `ACK` (and possibly a trailing token).
+  const t = reply.split('.');
+  const at = t.length === 9 ? 5 : t.length >= 11 ? 7 : -1;
+  if (at < 0) return undefined;
+  return { streamSeq: Number(t[at]), consumerSeq: Number(t[at + 1]), pending: Number(t[at + 3]) };
+}
+
+/**
+ * The client's reconnect delay: it grows with the outage (each wait is about half the time since
+ * the connection was lost, so attempts about double their spacing) from 100 ms up to 2 s, with
+ * jitter so that many hub processes do not reconnect in step. The client calls it before every
+ * attempt (and while waiting), so a call long after the previous one starts a new outage.
+ */
+export function reconnectDelay(now: () => number = Date.now, random: () => number = Math.random): () => number {
+  let since = 0;
+  let last = -Infinity;
+  return () => {
+    const t = now();
+    if (t - last > 2 * RECONNECT_MAX_MS) since = t;
+    last = t;
+    const base = Math.min(RECONNECT_MAX_MS, Math.max(RECONNECT_MIN_MS, (t - since) / 2));
+    return Math.round(base * (0.75 + random() * 0.5));
+  };
+}
+
+function apiErrorCode(error: unknown): number | undefined {
+  return (error as { api_error?: { err_code?: number } }).api_error?.err_code;
+}
+
+function isNotFound(error: unknown): boolean {
+  return (error as { api_error?: { code?: number } }).api_error?.code === 404;
+}
+
+/** What a Tail reports. */
+interface TailHandlers {
+  /** A stored message, in stream order; `pending` is how many more the stream holds after it. */
+  message(streamSeq: number, pending: number, msg: Msg): void;
+  /** An idle heartbeat: everything stored has been delivered. */
+  idle(): void;
+  /** Messages were lost on the way: this consumer must be replaced. */
+  broken(reason: string): void;
+}
+
+/**
+ * One ephemeral push consumer reading the stream in order from a sequence: flow control is
+ * answered, heartbeats are checked against what arrived, and a gap is reported, not skipped.
+ */
+class Tail {
+  /** When the last message or heartbeat arrived (ms). */
+  lastActivity = Date.now();
+  #nc: NatsConnection;
+  #jsm: JetStreamManager;
+  #stream: string;
+  #handlers: TailHandlers;
+  #heartbeat: number;
+  #consumerSeq = 0;
+  #sub: { unsubscribe(): void } | undefined;
+  #name: string | undefined;
+  #closed = false;
+
+  constructor(nc: NatsConnection, jsm: JetStreamManager, stream: string, heartbeat: number, handlers: TailHandlers) {
+    this.#nc = nc;
+    this.#heartbeat = heartbeat;
+    this.#jsm = jsm;
+    this.#stream = stream;
+    this.#handlers = handlers;
+  }
+
+  /** Subscribes, then creates the consumer; resolves with how many stored messages it will deliver. */
+  async open(startSeq: number): Promise<number> {
+    const inbox = createInbox();
+    this.#sub = this.#nc.subscribe(inbox, { callback: (_error, msg) => this.#receive(msg) });
+    const info = await this.#jsm.consumers.add(this.#stream, {
+      deliver_subject: inbox,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: Math.max(1, startSeq),
+      ack_policy: AckPolicy.None,
+      replay_policy: ReplayPolicy.Instant,
+      flow_control: true,
+      idle_heartbeat: nanos(this.#heartbeat),
+      mem_storage: true,
+    });
+    this.#name = info.name;
+    if (this.#closed) this.#delete();
+    this.lastActivity = Date.now();
+    return info.num_pending;
+  }
+
+  /** Stops reading; the consumer is deleted (the server would also drop it once nobody listens). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#sub?.unsubscribe();
+    this.#delete();
+  }
+
+  #delete(): void {
+    if (this.#name !== undefined && !this.#nc.isClosed()) this.#jsm.consumers.delete(this.#stream, this.#name).catch(() => {});
+  }
+
+  #receive(msg: Msg): void {
+    if (this.#closed) return;
+    this.lastActivity = Date.now();
+    const code = msg.headers?.code ?? 0;
+    if (code === 100) {
+      if (msg.reply) {
+        msg.respond(); // flow control: the server waits for this before sending more
+        return;
+      }
+      const stalled = msg.headers?.get('Nats-Consumer-Stalled');
+      if (stalled) this.#nc.publish(stalled);
+      const last = Number(msg.headers?.get('Nats-Last-Consumer') || 0);
+      if (last > this.#consumerSeq) this.#handlers.broken(`missed messages ${this.#consumerSeq + 1}..${last}`);
+      else this.#handlers.idle();
+      return;
+    }
+    if (code !== 0) {
+      this.#handlers.broken(`status ${code} ${msg.headers?.description ?? ''}`.trim());
+      return;
+    }
+    const info = deliveryInfo(msg.reply);
+    if (info === undefined) return;
+    if (info.consumerSeq !== this.#consumerSeq + 1) {
+      this.#handlers.broken(`consumer sequence ${info.consumerSeq} after ${this.#consumerSeq}`);
+      return;
+    }
+    this.#consumerSeq = info.consumerSeq;
+    this.#handlers.message(info.streamSeq, info.pending, msg);
+  }
+}
+
+/** NATS JetStream transport. */
+export class NatsTransport implements Transport {
+  #nc: NatsConnection;
+  #jsm: JetStreamManager;
+  #js: JetStreamClient;
+  #options: NatsOptions;
+  #limits: HistoryLimits;
+  #listeners = new Set<(u: Update) => void>();
+  #closed = false;
+  #connected = true;
+  #streamReady = false;
+  /** The stream's creation time: a different one means it was deleted and made again. */
+  #streamCreated: string | undefined;
+  /** Stream sequence of the last update handed to listeners. */
+  #delivered = 0;
+  #feed: Tail | undefined;
+  #repairing = false;
+  #needsRepair = false;
+  #watchdog: NodeJS.Timeout | undefined;
+  #statusLoop: Promise<void> = Promise.resolve();
+  #stopStatuses = () => {};
+  /** Dispatches waiting for the live consumer to reach their update. */
+  #waiters = new Set<{ seq: number; done: () => void }>();
+  /** Requests and reads in progress, failed at once when the connection drops or the transport closes. */
+  #inflight = new Set<(error: Error) => void>();
+
+  /** Connects, declares the stream and starts the live consumer; rejects if the server cannot be reached. */
+  static async connect(url: string, limits: HistoryLimits): Promise<Transport> {
+    const options = parseNatsUrl(url);
+    let nc: NatsConnection;
+    try {
+      nc = await connect({
+        servers: options.servers,
+        user: options.user,
+        pass: options.pass,
+        token: options.token,
+        name: 'ssehub',
+        timeout: options.timeout,
+        maxReconnectAttempts: -1,
+        reconnectDelayHandler: reconnectDelay(),
+        pingInterval: 10_000,
+        maxPingOut: 2,
+        noAsyncTraces: true,
+      });
+    } catch (error) {
+      throw new Error(`nats: cannot connect to ${options.servers}: ${(error as Error).message}`, { cause: error });
+    }
+    try {
+      const jsm = await nc.jetstreamManager({ timeout: options.timeout });
+      const transport = new NatsTransport(nc, jsm, options, limits);
+      await transport.#start();
+      return transport;
+    } catch (error) {
+      await nc.close().catch(() => {});
+      throw new Error(`nats: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  private constructor(nc: NatsConnection, jsm: JetStreamManager, options: NatsOptions, limits: HistoryLimits) {
+    this.#nc = nc;
+    this.#jsm = jsm;
+    this.#js = nc.jetstream({ timeout: options.timeout });
+    this.#options = options;
+    this.#limits = limits;
+  }
+
+  async #start(): Promise<void> {
+    const info = await this.#declareStream();
+    this.#delivered = info.state.last_seq;
+    await this.#openFeed();
+    const statuses = this.#nc.status();
+    // The client does not end this iterator when the connection closes: close() stops it.
+    this.#stopStatuses = () => (statuses as { stop?: () => void }).stop?.();
+    this.#statusLoop = (async () => {
+      for await (const status of statuses) {
+        if (status.type === Events.Disconnect) this.#onDisconnect();
+        else if (status.type === Events.Reconnect) {
+          this.#connected = true;
+          this.#repair();
+        }
+      }
+    })().catch(() => {});
+    this.#watchdog = setInterval(() => this.#watch(), this.#options.heartbeat);
+    this.#watchdog.unref();
+  }
+
+  async dispatch(update: Update): Promise<void> {
+    this.#assertUsable();
+    const payload = encode(update);
+    const max = this.#nc.info?.max_payload ?? Infinity;
+    if (payload.length > max) throw new TransportUnavailableError(`the update takes ${payload.length} bytes stored, more than the NATS server's max_payload (${max}): raise it, or lower --max-body`);
+    let seq: number;
+    try {
+      // With history off (size 0) there is nothing to resume from, so an ID need not be unique.
+      const expect = this.#limits.size > 0 ? { lastSubjectSequence: 0 } : {};
+      const ack = await this.#guard(this.#js.publish(`${this.#options.prefix}.updates.${idToken(update.id)}`, payload, { expect, timeout: this.#options.timeout }));
+      seq = ack.seq;
+    } catch (error) {
+      if (apiErrorCode(error) === WRONG_LAST_SEQUENCE) throw new DuplicateIdError(`an update with id "${update.id}" is already in history`);
+      throw this.#unavailable(error, 'the update could not be stored');
+    }
+    update.seq = BigInt(seq);
+    await this.#seen(seq);
+  }
+
+  subscribe(listener: (u: Update) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  async history(lastEventId: string, filter: (u: Update) => boolean): Promise<HistoryResult> {
+    this.#assertUsable();
+    try {
+      const keep = this.#limits.size > 0;
+      let found = lastEventId === 'earliest';
+      let after = 0;
+      if (!found && keep) {
+        const seq = await this.#seqOf(lastEventId);
+        if (seq !== undefined) {
+          found = true;
+          after = seq;
+        }
+      }
+      // Read after the lookup, so head >= the ID's sequence; every update up to head is stored now.
+      const { first_seq: first, last_seq: head } = (await this.#guard(this.#jsm.streams.info(this.#options.stream))).state;
+      // What follows the ID was trimmed since the lookup: resuming there would be a gap.
+      if (after > 0 && after + 1 < first) {
+        found = false;
+        after = 0;
+      }
+      const start = Math.max(after + 1, first);
+      const updates: Update[] = [];
+      if (keep && head >= start) {
+        const take = (u: Update) => {
+          if (filter(u)) updates.push(u);
+        };
+        const complete = await (head - start < SHORT_READ ? this.#get(start, head, take) : this.#read(start, head, take));
+        // The same, while we read.
+        if (!complete && after > 0) found = false;
+      }
+      return { updates, found, head: BigInt(head) };
+    } catch (error) {
+      throw this.#unavailable(error, 'history could not be read');
+    }
+  }
+
+  async lastId(): Promise<string | undefined> {
+    this.#assertUsable();
+    if (this.#limits.size === 0) return undefined;
+    try {
+      // The newest update may be trimmed (by age) between the two requests: then look again.
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const { state } = await this.#guard(this.#jsm.streams.info(this.#options.stream));
+        if (state.messages === 0) return undefined;
+        try {
+          const msg = await this.#guard(this.#jsm.streams.getMessage(this.#options.stream, { seq: state.last_seq }));
+          return decode(msg.data, msg.seq)?.id;
+        } catch (error) {
+          if (!isNotFound(error)) throw error;
+        }
+      }
+      return undefined;
+    } catch (error) {
+      throw this.#unavailable(error, 'the last ID could not be read');
+    }
+  }
+
+  ready(): boolean {
+    return !this.#closed && this.#connected && this.#streamReady;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#watchdog);
+    this.#listeners.clear();
+    this.#failInflight(new TransportUnavailableError('the nats transport is closed'));
+    for (const waiter of this.#waiters) waiter.done();
+    this.#feed?.close();
+    await this.#nc.close().catch(() => {});
+    this.#stopStatuses();
+    await this.#statusLoop;
+  }
+
+  #assertUsable(): void {
+    if (this.#closed) throw new TransportUnavailableError('the nats transport is closed');
+    if (!this.#connected) throw new TransportUnavailableError(`not connected to NATS at ${this.#options.servers} (reconnecting)`);
+  }
+
+  /** Maps a failure to TransportUnavailableError; a missing stream is declared again. */
+  #unavailable(error: unknown, what: string): Error {
+    if (error instanceof TransportUnavailableError || error instanceof DuplicateIdError) return error;
+    const e = error as NatsError;
+    if (e.code === '503' || apiErrorCode(error) === STREAM_NOT_FOUND) {
+      this.#streamReady = false;
+      this.#repair();
+      return new TransportUnavailableError(`${what}: the JetStream stream "${this.#options.stream}" is missing; declaring it again`);
+    }
+    return new TransportUnavailableError(`${what}: nats: ${e.message}`);
+  }
+
+  /** `work`, failed at once if the connection drops or the transport closes before it settles. */
+  #guard<T>(work: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#inflight.add(reject);
+      work.then(resolve, reject).finally(() => this.#inflight.delete(reject));
+    });
+  }
+
+  #failInflight(error: Error): void {
+    const inflight = [...this.#inflight];
+    this.#inflight.clear();
+    for (const fail of inflight) fail(error);
+  }
+
+  #onDisconnect(): void {
+    this.#connected = false;
+    this.#streamReady = false;
+    // Whatever was sent may or may not have reached the server: answer now rather than at the timeout.
+    this.#failInflight(new TransportUnavailableError(`lost the connection to NATS at ${this.#options.servers}`));
+  }
+
+  /** Creates the stream, or updates it to this node's limits; notices a stream that was made again. */
+  async #declareStream(): Promise<StreamInfo> {
+    const { size, ttl } = this.#limits;
+    const config: Partial<StreamConfig> = {
+      name: this.#options.stream,
+      subjects: [`${this.#options.prefix}.updates.*`],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      // `0` keeps nothing for resume, but updates must still pass through the stream to every node.
+      max_msgs: size > 0 ? size : 1,
+      max_age: ttl > 0 ? nanos(ttl) : 0,
+      duplicate_window: nanos(ttl > 0 ? Math.min(ttl, 120_000) : 120_000),
+      num_replicas: this.#options.replicas,
+    };
+    let info: StreamInfo;
+    try {
+      info = await this.#guard(this.#jsm.streams.add(config));
+    } catch (error) {
+      if (apiErrorCode(error) !== STREAM_CONFIG_DIFFERS) throw error;
+      info = await this.#guard(this.#jsm.streams.update(this.#options.stream, config));
+    }
+    if (this.#streamCreated !== undefined && info.created !== this.#streamCreated) {
+      // Deleted and made again: its sequences started over, so read it from its start.
+      this.#delivered = 0;
+    }
+    this.#streamCreated = info.created;
+    this.#streamReady = true;
+    return info;
+  }
+
+  /** (Re)starts the live consumer after the last delivered sequence. */
+  async #openFeed(): Promise<void> {
+    this.#feed?.close();
+    const feed: Tail = new Tail(this.#nc, this.#jsm, this.#options.stream, this.#options.heartbeat, {
+      message: (seq, _pending, msg) => {
+        if (feed === this.#feed) this.#deliver(seq, msg);
+      },
+      idle: () => {},
+      broken: () => {
+        if (feed === this.#feed) this.#repair();
+      },
+    });
+    this.#feed = feed;
+    await this.#guard(feed.open(this.#delivered + 1));
+  }
+
+  #deliver(seq: number, msg: Msg): void {
+    if (seq <= this.#delivered) return;
+    this.#delivered = seq;
+    const update = decode(msg.data, seq);
+    if (update !== undefined) {
+      for (const listener of this.#listeners) {
+        try {
+          listener(update);
+        } catch (error) {
+          // One failing listener must not stop the others, nor the consumer feeding them.
+          process.emitWarning(`nats transport: a listener threw: ${(error as Error).message}`);
+        }
+      }
+    }
+    for (const waiter of this.#waiters) if (waiter.seq <= seq) waiter.done();
+  }
+
+  /** Resolves once the live consumer handed `seq` to the listeners, or after `timeout` (it is stored either way). */
+  #seen(seq: number): Promise<void> {
+    if (this.#delivered >= seq || this.#closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const waiter = {
+        seq,
+        done: () => {
+          clearTimeout(timer);
+          this.#waiters.delete(waiter);
+          resolve();
+        },
+      };
+      const timer = setTimeout(waiter.done, this.#options.timeout);
+      this.#waiters.add(waiter);
+    });
+  }
+
+  /** Declares the stream and restarts the live consumer, one run at a time; retried by the watchdog on failure. */
+  #repair(): void {
+    this.#needsRepair = true;
+    if (this.#repairing) return;
+    this.#repairing = true;
+    void (async () => {
+      try {
+        while (this.#needsRepair && this.#connected && !this.#closed) {
+          this.#needsRepair = false;
+          await this.#declareStream();
+          await this.#openFeed();
+        }
+      } catch {
+        this.#needsRepair = true;
+      } finally {
+        this.#repairing = false;
+      }
+    })();
+  }
+
+  /** Catches what no event reports: a failed repair, or a live consumer that went silent. */
+  #watch(): void {
+    if (this.#closed || !this.#connected) return;
+    const silent = this.#feed !== undefined && Date.now() - this.#feed.lastActivity > 3 * this.#options.heartbeat;
+    if (this.#needsRepair || !this.#streamReady || silent) this.#repair();
+  }
+
+  /** The stream sequence of the retained update with this ID. */
+  async #seqOf(id: string): Promise<number | undefined> {
+    try {
+      const msg = await this.#guard(this.#jsm.streams.getMessage(this.#options.stream, { last_by_subj: `${this.#options.prefix}.updates.${idToken(id)}` }));
+      return decode(msg.data, msg.seq)?.id === id ? msg.seq : undefined;
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /** Reads a short range as #read does, with one get per sequence, all at once (no consumer to set up). */
+  async #get(start: number, head: number, take: (u: Update) => void): Promise<boolean> {
+    const seqs = Array.from({ length: head - start + 1 }, (_, i) => start + i);
+    const msgs = await Promise.all(
+      seqs.map((seq) =>
+        this.#guard(this.#jsm.streams.getMessage(this.#options.stream, { seq })).catch((error: unknown) => {
+          if (isNotFound(error)) return undefined; // trimmed
+          throw error;
+        }),
+      ),
+    );
+    let complete = true;
+    for (const msg of msgs) {
+      if (msg === undefined) complete = false;
+      else {
+        const u = decode(msg.data, msg.seq);
+        if (u !== undefined) take(u);
+      }
+    }
+    return complete;
+  }
+
+  /**
+   * Reads the stored updates from `start` up to `head` in order, handing each to `take`. Resolves
+   * `true` if they were all there, one after the other from `start`; `false` if some were trimmed.
+   */
+  #read(start: number, head: number, take: (u: Update) => void): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      let next = start;
+      let complete = true;
+      let settled = false;
+      const finish = (error?: Error) => {
+        if (settled) return;
+        settled = true;
+        clearInterval(timer);
+        this.#inflight.delete(finish);
+        tail.close();
+        if (error !== undefined) reject(error);
+        else resolve(complete && next > head);
+      };
+      const tail = new Tail(this.#nc, this.#jsm, this.#options.stream, this.#options.heartbeat, {
+        message: (seq, pending, msg) => {
+          if (seq !== next) complete = false;
+          next = seq + 1;
+          if (seq <= head) {
+            const u = decode(msg.data, seq);
+            if (u !== undefined) take(u);
+          }
+          if (seq >= head || pending === 0) finish();
+        },
+        idle: () => finish(),
+        broken: (reason) => finish(new TransportUnavailableError(`history read interrupted: ${reason}`)),
+      });
+      this.#inflight.add(finish);
+      // A read that stops making progress fails rather than hangs.
+      const timer = setInterval(() => {
+        if (Date.now() - tail.lastActivity > this.#options.timeout + this.#options.heartbeat) finish(new TransportUnavailableError('history read timed out'));
+      }, 250);
+      tail.open(start).then(
+        (pending) => {
+          if (pending === 0) finish();
+        },
+        (error: Error) => finish(error),
+      );
+    });
   }
 }

@@ -1,0 +1,577 @@
+// The nats:// transport (src/hub/transports/nats.ts) against a real nats-server with JetStream,
+// started here on a free loopback port: the Transport contract (as test/hub/transports.test.ts
+// checks it for memory and sqlite), several nodes on one stream, atomic duplicate detection,
+// trimming, outages of the server and of one node's connection, and two hubs sharing a stream.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { connect as natsConnect } from 'nats';
+import { DuplicateIdError, TransportUnavailableError } from '../../src/hub/errors.js';
+import type { HistoryLimits, Transport } from '../../src/hub/transports/index.js';
+import { NatsTransport, parseNatsUrl, reconnectDelay } from '../../src/hub/transports/nats.js';
+import type { Update } from '../../src/hub/update.js';
+import { startTestHub } from '../helpers/hub.js';
+import { type NatsServer, startNatsServer } from '../helpers/nats-server.js';
+import { openSse } from '../helpers/sse-client.js';
+import { startTcpProxy } from '../helpers/tcp-proxy.js';
+
+const T = { timeout: 20_000 };
+const NO_LIMITS: HistoryLimits = { size: 100_000, ttl: 0 };
+
+function update(id: string, fields: Partial<Update> = {}): Update {
+  return { id, topics: [`https://example.com/${id}`], data: `data of ${id}`, private: false, ...fields };
+}
+
+const all = () => true;
+const ids = (updates: Update[]) => updates.map((u) => u.id);
+
+async function dispatchAll(transport: Transport, names: string[]): Promise<Update[]> {
+  const out: Update[] = [];
+  for (const name of names) {
+    const u = update(name);
+    await transport.dispatch(u);
+    out.push(u);
+  }
+  return out;
+}
+
+/** Waits for `check` to hold; fails naming `what` well before the test's own timeout. */
+async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+let streams = 0;
+/** A URL naming a stream of its own, so that tests do not see each other's updates. */
+function freshStream(server: NatsServer, options = ''): string {
+  const n = ++streams;
+  return `${server.url}?stream=T${n}&subject=t${n}${options}`;
+}
+
+/** Connects transports and closes them after the current suite. */
+function opener() {
+  const opened: Transport[] = [];
+  after(() => Promise.all(opened.map((t) => t.close())));
+  return async (url: string, limits: HistoryLimits = NO_LIMITS) => {
+    const t = await NatsTransport.connect(url, limits);
+    opened.push(t);
+    return t;
+  };
+}
+
+describe('nats transport settings', () => {
+  it('reads the server, the stream, the subject prefix and the timeouts from the URL, with defaults', () => {
+    assert.deepEqual(parseNatsUrl('nats://10.0.0.6'), { servers: '10.0.0.6:4222', stream: 'SSEHUB', prefix: 'ssehub', timeout: 2000, replicas: 1, heartbeat: 1000 });
+    assert.deepEqual(parseNatsUrl('nats://h:4333?stream=EVENTS&subject=app.sse&timeout=500&replicas=3&heartbeat=250'), {
+      servers: 'h:4333',
+      stream: 'EVENTS',
+      prefix: 'app.sse',
+      timeout: 500,
+      replicas: 3,
+      heartbeat: 250,
+    });
+  });
+
+  it('takes a user and password, or a token, from the URL', () => {
+    assert.deepEqual([parseNatsUrl('nats://ann:p%40ss@h').user, parseNatsUrl('nats://ann:p%40ss@h').pass], ['ann', 'p@ss']);
+    assert.equal(parseNatsUrl('nats://s3cret@h').token, 's3cret');
+  });
+
+  it('refuses an unknown option or a bad value, naming it', () => {
+    assert.throws(() => parseNatsUrl('nats://h?strem=X'), /unknown option "strem"/);
+    assert.throws(() => parseNatsUrl('nats://h?stream=a.b'), /stream "a\.b"/);
+    assert.throws(() => parseNatsUrl('nats://h?subject=a.*'), /subject "a\.\*"/);
+    assert.throws(() => parseNatsUrl('nats://h?timeout=0'), /timeout "0"/);
+    assert.throws(() => parseNatsUrl('nats://h?heartbeat=10'), /heartbeat "10"/);
+  });
+
+  it('waits longer between reconnect attempts the longer the outage lasts, from 100 ms up to 2 s', () => {
+    let now = 1_000_000;
+    const delay = reconnectDelay(() => now, () => 0.5);
+    const waits: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      waits.push(delay());
+      now += waits.at(-1) as number;
+    }
+    assert.deepEqual(waits, [100, 100, 100, 150, 225, 338]);
+    for (let i = 0; i < 20; i++) now += delay();
+    assert.equal(delay(), 2000);
+  });
+
+  it('starts over at 100 ms for an outage that begins long after the previous one', () => {
+    let now = 1_000_000;
+    const delay = reconnectDelay(() => now, () => 0.5);
+    now += 10_000;
+    delay();
+    now += 60_000;
+    assert.equal(delay(), 100);
+  });
+
+  it('spreads reconnect delays by a quarter either way, so that many nodes do not reconnect in step', () => {
+    const low = reconnectDelay(() => 0, () => 0);
+    const high = reconnectDelay(() => 0, () => 1);
+    assert.deepEqual([low(), high()], [75, 125]);
+  });
+});
+
+describe('nats transport', () => {
+  let server: NatsServer;
+  before(async () => {
+    server = await startNatsServer();
+  });
+  after(() => server.close());
+  const connect = opener();
+  const open = (limits: HistoryLimits = NO_LIMITS) => connect(freshStream(server), limits);
+
+  it('sets an increasing seq on each dispatch and calls listeners in dispatch order', T, async () => {
+    const t = await open();
+    const seen: Update[] = [];
+    t.subscribe((u) => seen.push(u));
+    const sent = await dispatchAll(t, ['a', 'b', 'c']);
+    assert.deepEqual(ids(seen), ['a', 'b', 'c']);
+    const seqs = sent.map((u) => u.seq as bigint);
+    assert.ok(seqs.every((s, i) => typeof s === 'bigint' && (i === 0 || s > (seqs[i - 1] as bigint))), `seqs: ${seqs.join(', ')}`);
+    assert.deepEqual(seen.map((u) => u.seq), seqs);
+  });
+
+  it('has handed an update to this node’s listeners by the time its dispatch resolves', T, async () => {
+    const t = await open();
+    const seen: string[] = [];
+    t.subscribe((u) => seen.push(u.id));
+    for (let i = 0; i < 50; i++) {
+      await t.dispatch(update(`u${i}`));
+      assert.equal(seen.at(-1), `u${i}`);
+    }
+  });
+
+  it('stops calling a listener once it unsubscribed', T, async () => {
+    const t = await open();
+    const seen: string[] = [];
+    const off = t.subscribe((u) => seen.push(u.id));
+    await dispatchAll(t, ['a']);
+    off();
+    await dispatchAll(t, ['b']);
+    assert.deepEqual(seen, ['a']);
+  });
+
+  it('returns all of history, oldest first, for `earliest`, with head at the newest seq', T, async () => {
+    const t = await open();
+    const sent = await dispatchAll(t, ['a', 'b', 'c']);
+    const result = await t.history('earliest', all);
+    assert.equal(result.found, true);
+    assert.deepEqual(ids(result.updates), ['a', 'b', 'c']);
+    assert.equal(result.head, sent[2]?.seq);
+    assert.deepEqual(result.updates.map((u) => u.seq), sent.map((u) => u.seq));
+  });
+
+  it('returns only the updates after a known ID, with found true', T, async () => {
+    const t = await open();
+    await dispatchAll(t, ['a', 'b', 'c', 'd']);
+    const result = await t.history('b', all);
+    assert.equal(result.found, true);
+    assert.deepEqual(ids(result.updates), ['c', 'd']);
+  });
+
+  it('returns everything kept, with found false, for an unknown ID', T, async () => {
+    const t = await open();
+    await dispatchAll(t, ['a', 'b']);
+    const result = await t.history('never-seen', all);
+    assert.equal(result.found, false);
+    assert.deepEqual(ids(result.updates), ['a', 'b']);
+  });
+
+  it('answers an empty history with head 0 and nothing to replay', T, async () => {
+    const t = await open();
+    const result = await t.history('earliest', all);
+    assert.deepEqual(result, { updates: [], found: true, head: 0n });
+  });
+
+  it('applies the filter to what it returns', T, async () => {
+    const t = await open();
+    await dispatchAll(t, ['a', 'b', 'c', 'd']);
+    const result = await t.history('earliest', (u) => u.id !== 'b' && u.id !== 'd');
+    assert.deepEqual(ids(result.updates), ['a', 'c']);
+  });
+
+  it('keeps topics, data, private, type, retry and publishedAt through history and through live delivery', T, async () => {
+    const t = await open();
+    const live: Update[] = [];
+    t.subscribe((u) => live.push(u));
+    const u = update('full', { topics: ['https://example.com/x', 'urn:alt'], data: 'line 1\nline 2 — ünïcode', private: true, type: 'changed', retry: 2500, publishedAt: 1_700_000_000_123 });
+    await t.dispatch(u);
+    const [read] = (await t.history('earliest', all)).updates;
+    assert.deepEqual(read, u);
+    assert.deepEqual(live, [u]);
+  });
+
+  it('finds an ID of any length and content (it is hashed into the subject)', T, async () => {
+    const t = await open();
+    const odd = `urn:x:${'ä.*> \t'.repeat(400)}`;
+    await dispatchAll(t, [odd, 'after']);
+    const result = await t.history(odd, all);
+    assert.equal(result.found, true);
+    assert.deepEqual(ids(result.updates), ['after']);
+  });
+
+  it('rejects a duplicate ID with DuplicateIdError and stores nothing', T, async () => {
+    const t = await open();
+    const seen: string[] = [];
+    t.subscribe((u) => seen.push(u.id));
+    await dispatchAll(t, ['a']);
+    await assert.rejects(t.dispatch(update('a', { data: 'again' })), DuplicateIdError);
+    await dispatchAll(t, ['b']);
+    assert.deepEqual(seen, ['a', 'b']);
+    const result = await t.history('earliest', all);
+    assert.deepEqual(result.updates.map((u) => u.data), ['data of a', 'data of b']);
+  });
+
+  it('keeps at most `size` updates, dropping the oldest; a dropped ID becomes unknown', T, async () => {
+    const t = await open({ size: 3, ttl: 0 });
+    await dispatchAll(t, ['u1', 'u2', 'u3', 'u4', 'u5', 'u6']);
+    const everything = await t.history('earliest', all);
+    assert.deepEqual(ids(everything.updates), ['u4', 'u5', 'u6']);
+    const fromTrimmed = await t.history('u2', all);
+    assert.equal(fromTrimmed.found, false);
+    assert.deepEqual(ids(fromTrimmed.updates), ['u4', 'u5', 'u6']);
+    const fromKept = await t.history('u4', all);
+    assert.equal(fromKept.found, true);
+    assert.deepEqual(ids(fromKept.updates), ['u5', 'u6']);
+  });
+
+  it('reads a long history in order, and from a trimmed ID everything kept', T, async () => {
+    const t = await open({ size: 150, ttl: 0 });
+    const names = Array.from({ length: 200 }, (_, i) => `u${i}`);
+    await dispatchAll(t, names);
+    const everything = await t.history('earliest', all);
+    assert.deepEqual(ids(everything.updates), names.slice(50));
+    const fromKept = await t.history('u60', all);
+    assert.equal(fromKept.found, true);
+    assert.deepEqual(ids(fromKept.updates), names.slice(61));
+    const fromTrimmed = await t.history('u10', all);
+    assert.equal(fromTrimmed.found, false);
+    assert.deepEqual(ids(fromTrimmed.updates), names.slice(50));
+  });
+
+  it('accepts a trimmed ID again, since it is no longer in history', T, async () => {
+    const t = await open({ size: 1, ttl: 0 });
+    await dispatchAll(t, ['a', 'b']);
+    await t.dispatch(update('a', { data: 'a again' }));
+    assert.deepEqual((await t.history('earliest', all)).updates.map((u) => u.data), ['a again']);
+  });
+
+  it('drops updates older than `ttl` (by the server clock); a dropped ID becomes unknown', T, async () => {
+    const t = await open({ size: 100, ttl: 500 });
+    await t.dispatch(update('old'));
+    await until(async () => (await t.history('earliest', all)).updates.length === 0, 'the server to expire "old"');
+    await t.dispatch(update('fresh'));
+    const fromOld = await t.history('old', all);
+    assert.equal(fromOld.found, false);
+    assert.deepEqual(ids(fromOld.updates), ['fresh']);
+  });
+
+  it('keeps nothing to resume from with size 0, but still delivers every update', T, async () => {
+    const t = await open({ size: 0, ttl: 0 });
+    const seen: string[] = [];
+    t.subscribe((u) => seen.push(u.id));
+    await dispatchAll(t, ['a', 'b']);
+    assert.deepEqual(seen, ['a', 'b']);
+    assert.deepEqual(ids((await t.history('earliest', all)).updates), []);
+    assert.equal((await t.history('a', all)).found, false);
+    assert.equal(await t.lastId(), undefined);
+  });
+
+  it('reports the newest ID in history, or undefined when it is empty', T, async () => {
+    const t = await open();
+    assert.equal(await t.lastId(), undefined);
+    await dispatchAll(t, ['a', 'b']);
+    assert.equal(await t.lastId(), 'b');
+  });
+
+  it('is not ready after close, and rejects dispatch with TransportUnavailableError', T, async () => {
+    const t = await open();
+    assert.equal(t.ready(), true);
+    await t.close();
+    assert.equal(t.ready(), false);
+    await assert.rejects(t.dispatch(update('late')), TransportUnavailableError);
+  });
+
+  it('keeps its history and keeps seq increasing when a node connects to an existing stream', T, async () => {
+    const url = freshStream(server);
+    const first = await NatsTransport.connect(url, NO_LIMITS);
+    const before = await dispatchAll(first, ['a', 'b', 'c']);
+    await first.close();
+
+    const second = await connect(url);
+    const kept = await second.history('a', all);
+    assert.equal(kept.found, true);
+    assert.deepEqual(ids(kept.updates), ['b', 'c']);
+    assert.equal(await second.lastId(), 'c');
+    const [next] = await dispatchAll(second, ['d']);
+    assert.ok((next?.seq as bigint) > (before[2]?.seq as bigint), `seq ${next?.seq} after ${before[2]?.seq}`);
+    await assert.rejects(second.dispatch(update('b')), DuplicateIdError);
+  });
+
+  it('fails to start, saying where, when no server listens', T, async () => {
+    const closed = await startNatsServer();
+    await closed.close();
+    await assert.rejects(NatsTransport.connect(closed.url, NO_LIMITS), new RegExp(`cannot connect to 127\\.0\\.0\\.1:${closed.port}`));
+  });
+});
+
+describe('nats transport with several nodes on one stream', () => {
+  let server: NatsServer;
+  before(async () => {
+    server = await startNatsServer();
+  });
+  after(() => server.close());
+  const connect = opener();
+
+  it('delivers every update to every node once, in the same order, with the same seq', T, async () => {
+    const url = freshStream(server);
+    const [a, b] = [await connect(url), await connect(url)] as [Transport, Transport];
+    const seenA: Update[] = [];
+    const seenB: Update[] = [];
+    a.subscribe((u) => seenA.push(u));
+    b.subscribe((u) => seenB.push(u));
+    const sent = Array.from({ length: 20 }, (_, i) => update(`n${i}`));
+    await Promise.all(sent.map((u, i) => (i % 2 === 0 ? a : b).dispatch(u)));
+    // A last one, after which nothing else may arrive: the counts below then show exactly-once.
+    const last = update('last');
+    await a.dispatch(last);
+    await until(() => seenB.at(-1)?.id === 'last', 'node B to receive the last update');
+    assert.equal(seenA.at(-1)?.id, 'last');
+    const order = (seen: Update[]) => seen.map((u) => `${u.id}@${u.seq}`);
+    assert.deepEqual(order(seenA), order(seenB));
+    assert.equal(seenA.length, 21);
+    assert.deepEqual(new Set(ids(seenA)), new Set([...ids(sent), 'last']));
+    const seqs = seenA.map((u) => u.seq as bigint);
+    assert.ok(seqs.every((s, i) => i === 0 || s > (seqs[i - 1] as bigint)), `seqs: ${seqs.join(', ')}`);
+    for (const u of [...sent, last]) assert.equal(seenA.find((x) => x.id === u.id)?.seq, u.seq, `seq of ${u.id}`);
+  });
+
+  for (const size of [12, 150]) {
+    it(`never answers found with a gap while another node trims the history being read (${size} kept)`, T, async () => {
+      const url = freshStream(server);
+      const writer = await connect(url, { size, ttl: 0 });
+      const reader = await connect(url, { size, ttl: 0 });
+      let stop = false;
+      const writing = (async () => {
+        for (let n = 0; !stop; n++) await writer.dispatch(update(`w${n}`));
+      })();
+      const outcomes = { found: 0, unknown: 0 };
+      try {
+        await until(async () => (await reader.history('earliest', all)).updates.length === size, 'the history to fill up');
+        for (let round = 0; round < 40; round++) {
+          // An ID near the old end: the writer trims it, or what follows it, at any moment.
+          const { updates } = await reader.history('earliest', all);
+          const from = updates[round % 4] as Update;
+          const result = await reader.history(from.id, all);
+          if (!result.found) {
+            outcomes.unknown++;
+            continue;
+          }
+          outcomes.found++;
+          const seqs = result.updates.map((u) => u.seq as bigint);
+          const expected = Array.from({ length: Number(result.head - (from.seq as bigint)) }, (_, i) => (from.seq as bigint) + BigInt(i) + 1n);
+          assert.deepEqual(seqs, expected, `round ${round}: a resume from ${from.id} (seq ${from.seq}) must get every update up to head ${result.head}`);
+        }
+      } finally {
+        stop = true;
+        await writing;
+      }
+      assert.ok(outcomes.found > 0, `no resume found its ID: ${JSON.stringify(outcomes)}`);
+    });
+  }
+
+  it('reads history on one node from an ID published on another', T, async () => {
+    const url = freshStream(server);
+    const [a, b] = [await connect(url), await connect(url)] as [Transport, Transport];
+    const sent = await dispatchAll(a, ['x1', 'x2', 'x3']);
+    const result = await b.history('x1', all);
+    assert.equal(result.found, true);
+    assert.deepEqual(ids(result.updates), ['x2', 'x3']);
+    assert.equal(result.head, sent[2]?.seq);
+  });
+
+  it('lets exactly one of two nodes store an ID that both publish at the same time', T, async () => {
+    const url = freshStream(server);
+    const [a, b] = [await connect(url), await connect(url)] as [Transport, Transport];
+    for (let i = 0; i < 20; i++) {
+      const results = await Promise.allSettled([a.dispatch(update(`same${i}`, { data: 'from a' })), b.dispatch(update(`same${i}`, { data: 'from b' }))]);
+      const failed = results.filter((r) => r.status === 'rejected');
+      assert.equal(failed.length, 1, `round ${i}: ${results.map((r) => r.status).join(', ')}`);
+      assert.ok((failed[0] as PromiseRejectedResult).reason instanceof DuplicateIdError, `round ${i}: ${(failed[0] as PromiseRejectedResult).reason}`);
+    }
+    const stored = await b.history('earliest', all);
+    assert.deepEqual(ids(stored.updates), Array.from({ length: 20 }, (_, i) => `same${i}`));
+  });
+});
+
+describe('nats transport when the server loses its state', () => {
+  let server: NatsServer;
+  before(async () => {
+    server = await startNatsServer();
+  });
+  after(() => server.close());
+  const connect = opener();
+  /** Runs `work` with a JetStream manager of its own, as an operator would. */
+  async function asOperator(work: (jsm: Awaited<ReturnType<Awaited<ReturnType<typeof natsConnect>>['jetstreamManager']>>) => Promise<unknown>) {
+    const nc = await natsConnect({ servers: `127.0.0.1:${server.port}` });
+    try {
+      await work(await nc.jetstreamManager());
+    } finally {
+      await nc.close();
+    }
+  }
+
+  it('recreates its live consumer when the server drops it, and misses nothing', T, async () => {
+    const t = await connect(`${server.url}?stream=DROPPED&subject=dropped&heartbeat=200`);
+    const seen: string[] = [];
+    t.subscribe((u) => seen.push(u.id));
+    await dispatchAll(t, ['d1']);
+    await asOperator(async (jsm) => {
+      for await (const consumer of jsm.consumers.list('DROPPED')) await jsm.consumers.delete('DROPPED', consumer.name);
+    });
+    await dispatchAll(t, ['d2', 'd3']);
+    await until(() => seen.includes('d3'), 'd3 through a new consumer');
+    assert.deepEqual(seen, ['d1', 'd2', 'd3']);
+  });
+
+  it('declares its stream again when it was deleted, and delivers the new stream from its start', T, async () => {
+    const t = await connect(`${server.url}?stream=DELETED&subject=deleted`);
+    const seen: string[] = [];
+    t.subscribe((u) => seen.push(u.id));
+    await dispatchAll(t, ['old-1', 'old-2', 'old-3']);
+    await asOperator((jsm) => jsm.streams.delete('DELETED'));
+    // The new stream numbers from 1 again: sequences this node saw before must not hide it.
+    await until(async () => {
+      try {
+        await t.dispatch(update('new-1'));
+        return true;
+      } catch (error) {
+        assert.ok(error instanceof TransportUnavailableError, String(error));
+        return false;
+      }
+    }, 'a publish to succeed on the declared stream');
+    assert.equal(t.ready(), true);
+    await until(() => seen.includes('new-1'), 'new-1 to be delivered');
+    assert.deepEqual(seen, ['old-1', 'old-2', 'old-3', 'new-1']);
+    const history = await t.history('earliest', all);
+    assert.deepEqual(ids(history.updates), ['new-1']);
+  });
+});
+
+describe('nats transport during outages', () => {
+  let server: NatsServer;
+  before(async () => {
+    server = await startNatsServer();
+  });
+  after(() => server.close());
+  const connect = opener();
+
+  it('fails fast and is not ready while the server is down, then recovers with its history and live updates', T, async () => {
+    // A long request timeout: failing fast must come from knowing the connection is down.
+    const url = `${server.url}?stream=OUTAGE&subject=outage&timeout=10000`;
+    const [a, b] = [await connect(url), await connect(url)] as [Transport, Transport];
+    const seenB: string[] = [];
+    b.subscribe((u) => seenB.push(u.id));
+    await dispatchAll(a, ['before-1', 'before-2']);
+
+    await server.stop('SIGKILL');
+    await until(() => !a.ready() && !b.ready(), 'both nodes to see the server gone');
+    const started = Date.now();
+    await assert.rejects(a.dispatch(update('during')), TransportUnavailableError);
+    await assert.rejects(b.history('before-1', all), TransportUnavailableError);
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed < 1000, `rejected after ${elapsed} ms, not at once`);
+
+    await server.start();
+    await until(() => a.ready() && b.ready(), 'both nodes to reconnect');
+    await a.dispatch(update('after-1'));
+    await until(() => seenB.includes('after-1'), 'node B to receive an update published after the recovery');
+    assert.deepEqual(seenB, ['before-1', 'before-2', 'after-1']);
+    const kept = await b.history('before-1', all);
+    assert.equal(kept.found, true);
+    assert.deepEqual(ids(kept.updates), ['before-2', 'after-1']);
+  });
+
+  it('fails a publish in flight as soon as the connection drops, not at its timeout', T, async () => {
+    const proxy = await startTcpProxy(server.port);
+    after(() => proxy.close());
+    const t = await connect(`nats://127.0.0.1:${proxy.port}?stream=INFLIGHT&subject=inflight&timeout=10000`);
+    proxy.stall('both');
+    const pending = t.dispatch(update('in-flight'));
+    const outcome = pending.then(() => 'stored', (error: Error) => error);
+    proxy.drop();
+    const started = Date.now();
+    const result = await outcome;
+    assert.ok(result instanceof TransportUnavailableError, String(result));
+    assert.ok(Date.now() - started < 1000, `failed after ${Date.now() - started} ms`);
+    proxy.resume();
+  });
+
+  it('resumes a node that was cut off while others published from the last update it delivered: none lost, none twice', T, async () => {
+    const proxy = await startTcpProxy(server.port);
+    after(() => proxy.close());
+    const options = '?stream=RESUME&subject=resume';
+    const a = await connect(`nats://127.0.0.1:${proxy.port}${options}`);
+    const b = await connect(`${server.url}${options}`);
+    const seenA: string[] = [];
+    a.subscribe((u) => seenA.push(u.id));
+    await dispatchAll(b, ['r1']);
+    await until(() => seenA.includes('r1'), 'node A to receive r1');
+
+    proxy.stall('both');
+    proxy.drop();
+    await until(() => !a.ready(), 'node A to see its connection gone');
+    // A restart of the server also ends node A's consumer, so nothing can be pushed to A from
+    // where it was: A must ask for what follows the last update it delivered.
+    await server.stop();
+    await server.start();
+    await until(() => b.ready(), 'node B to reconnect');
+    await dispatchAll(b, ['r2', 'r3', 'r4']);
+    proxy.resume();
+    await until(() => a.ready(), 'node A to reconnect');
+    await dispatchAll(b, ['r5']);
+    await until(() => seenA.includes('r5'), 'node A to receive r5');
+    assert.deepEqual(seenA, ['r1', 'r2', 'r3', 'r4', 'r5']);
+  });
+});
+
+describe('two hubs on one nats stream', () => {
+  let server: NatsServer;
+  before(async () => {
+    server = await startNatsServer();
+  });
+  after(() => server.close());
+
+  it('delivers an update published on one hub to a subscriber of the other, and resumes there from the first hub’s ID', T, async () => {
+    const url = freshStream(server);
+    const hubA = await startTestHub(['--transport', url]);
+    after(() => hubA.close());
+    const hubB = await startTestHub(['--transport', url]);
+    after(() => hubB.close());
+    const topic = 'https://example.com/books/1';
+    const subscribeUrl = `${hubB.hubUrl}?topic=${encodeURIComponent(topic)}`;
+    const auth = { authorization: `Bearer ${hubB.adminToken}` };
+
+    const live = await openSse(subscribeUrl, auth);
+    after(() => live.close());
+    assert.equal(live.status, 200);
+    const first = await hubA.publish({ topic, data: 'one' });
+    assert.equal(first.status, 200);
+    await live.events_(1);
+    assert.deepEqual(live.events[0], { type: 'message', data: 'one', lastEventId: first.body });
+    live.close();
+
+    assert.equal((await hubA.publish({ topic, data: 'two' })).status, 200);
+    assert.equal((await hubA.publish({ topic, data: 'three' })).status, 200);
+    const resumed = await openSse(subscribeUrl, { ...auth, 'last-event-id': first.body });
+    after(() => resumed.close());
+    await resumed.events_(2);
+    assert.equal(resumed.headers['last-event-id'], first.body);
+    assert.deepEqual(resumed.events.map((e) => e.data), ['two', 'three']);
+  });
+});
