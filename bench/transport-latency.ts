@@ -32,8 +32,8 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-function start(cmd: string, args: string[]): ChildProcess {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+function start(cmd: string, args: string[], quiet = false): ChildProcess {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', quiet ? 'ignore' : 'inherit'] });
   children.push(child);
   return child;
 }
@@ -121,8 +121,8 @@ async function measure(name: string, transport: string): Promise<{ name: string;
 async function main(): Promise<void> {
   const redisPort = await freePort();
   const natsPort = await freePort();
-  start('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'everysec', '--dir', dir]);
-  start('nats-server', ['-a', '127.0.0.1', '-p', String(natsPort), '-js', '-sd', join(dir, 'nats')]);
+  start('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'everysec', '--dir', dir], true);
+  start('nats-server', ['-a', '127.0.0.1', '-p', String(natsPort), '-js', '-sd', join(dir, 'nats')], true);
   await waitFor(() => tcpOpen(redisPort), 'redis-server');
   await waitFor(() => tcpOpen(natsPort), 'nats-server');
 
