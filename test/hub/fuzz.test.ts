@@ -546,7 +546,8 @@ describe('hub under random and hostile requests (fuzz)', () => {
     // Streams close asynchronously after a client hangs up: wait (safety net) for them to go.
     const deadline = Date.now() + 5_000;
     while ((hub.hub.streams.size > 0 || hub.hub.subscribers.size > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(hub.hub.streams.size, 0, 'open streams');
+    const left = [...hub.hub.subscribers].map((s) => ({ selectors: s.selectors.slice(0, 3), lastEventId: s.stream?.lastEventId, open: s.stream?.open, bytes: s.stream?.bytesWritten, queued: s.stream?.queuedBytes, blocked: s.stream?.blocked }));
+    assert.equal(hub.hub.streams.size, 0, `open streams: ${JSON.stringify(left)}`);
     assert.equal(hub.hub.subscribers.size, 0, 'subscribers still registered');
   });
 });

@@ -1,6 +1,7 @@
 // Behaviour of one Stream over a real node:http connection: first bytes, heartbeats, retry,
 // Last-Event-ID, lifetime, close reasons and clean-up.
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { encodeEvent, parseEventStream } from '../../src/protocol/index.js';
 import { type CloseReason, Stream, activeHeartbeats, createStream } from '../../src/server/index.js';
@@ -176,5 +177,26 @@ describe('a stream', () => {
     // Timers never fire early, so this bound is exact: 75 % of 200 ms.
     assert.ok((await ended.promise) - opened >= 150);
     assert.equal(client.retries.length, 2);
+  });
+
+  it('cleans up a stream answering a pipelined request when the client leaves before its turn', { timeout: 10_000 }, async () => {
+    const reasons: CloseReason[] = [];
+    let opened = 0;
+    const bothClosed = signal();
+    const srv = await serve((s) => {
+      opened++;
+      s.on('close', (r) => {
+        reasons.push(r);
+        if (reasons.length === 2) bothClosed.resolve();
+      });
+    });
+    const { port } = new URL(srv.url);
+    const socket = connect(Number(port), '127.0.0.1', () => socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+    socket.on('error', () => {});
+    await new Promise((r) => socket.once('data', r));
+    while (opened < 2) await new Promise((r) => setImmediate(r));
+    socket.destroy();
+    await bothClosed.promise;
+    assert.deepEqual(reasons, ['client-closed', 'client-closed']);
   });
 });

@@ -1,5 +1,6 @@
 /** Streams over node:http and node:http2 (compatibility API) requests and responses. */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { lastEventIdFrom, streamHeaders } from '../headers.js';
 import type { Sink } from '../sink.js';
@@ -28,10 +29,18 @@ class NodeSink implements Sink {
   onclose: ((error?: Error) => void) | null = null;
   #res: ResponseLike;
 
-  constructor(res: ResponseLike) {
+  constructor(res: ResponseLike, socket?: Socket) {
     this.#res = res;
     res.on('drain', () => this.ondrain?.());
     res.on('close', () => this.onclose?.());
+    if (socket !== undefined) {
+      // A response to a pipelined request waits for the one before it and is not attached to the
+      // socket yet: if the client goes away meanwhile, node:http never emits its 'close'. Listening
+      // on the socket too means such a stream is still cleaned up (and cannot be leaked on purpose).
+      const onSocketClose = () => this.onclose?.();
+      socket.once('close', onSocketClose);
+      res.on('close', () => socket.off('close', onSocketClose));
+    }
     // An error listener also keeps a socket error from becoming an uncaught exception.
     res.on('error', (error) => this.onclose?.(error));
   }
@@ -82,7 +91,7 @@ export function createStream(req: NodeRequest, res: NodeResponse, options: Strea
     response.removeHeader('content-encoding');
     response.writeHead(200, streamHeaders(http1, options.headers));
   }
-  return new Stream(new NodeSink(response), { ...options, lastEventId });
+  return new Stream(new NodeSink(response, http1 ? (req as IncomingMessage).socket : undefined), { ...options, lastEventId });
 }
 
 function closedSink(): Sink {
