@@ -3,11 +3,10 @@
 // Last-Event-ID) must be enough to receive every update exactly once across a hub restart.
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { type TestBrowser, chromiumSkipReason, launchBrowser } from '../helpers/browser.js';
 import { type TestHub, startTestHub, tempDb } from '../helpers/hub.js';
+import { freePort } from '../helpers/ports.js';
 
 const TOPIC = 'https://example.com/books/1';
 
@@ -27,14 +26,6 @@ interface PageGlobals {
   EventSource: new (url: string) => { onopen: (() => void) | null; onmessage: ((event: MessageLike) => void) | null };
 }
 
-/** A port that was free a moment ago: the hub must come back on the same one after its restart. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /**
  * Publishes on a fresh connection. fetch (hub.publish) would reuse a pooled keep-alive connection

@@ -1,19 +1,12 @@
 // Runs `ssehub serve` as a real process (dist/cli.js; `npm test` builds first), for tests that
 // kill hubs, run several nodes, or restart them.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { type AddressInfo, createServer } from 'node:net';
 import { TEST_KEY } from './hub.js';
+import { freePort } from './ports.js';
+export { freePort };
 
 const cli = new URL('../../dist/cli.js', import.meta.url).pathname;
 
-/** A free loopback port (bound then released). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** A hub process. */
 export interface HubProcess {

@@ -3,9 +3,9 @@
 // with the same storage, as a restart of the server would.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './ports.js';
 
 /** The nats-server binary (`NATS_SERVER` overrides it). */
 export const NATS_SERVER = process.env.NATS_SERVER ?? '/usr/sbin/nats-server';
@@ -25,13 +25,6 @@ export interface NatsServer {
   close(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** Starts `nats-server -a 127.0.0.1 -p PORT -js -sd DIR` on a free port in a new temporary folder. */
 export async function startNatsServer(): Promise<NatsServer> {

@@ -3,9 +3,9 @@
 // restart on the same port and directory (what the outage tests do).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './ports.js';
 
 /** Where the server binary is looked for, in order. */
 const BINARIES = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'];
@@ -32,13 +32,6 @@ export function redisServerBinary(): string | undefined {
   return BINARIES.find((path) => existsSync(path));
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** Starts a redis-server on a free 127.0.0.1 port in a fresh temporary directory. */
 export async function startRedisServer(): Promise<RedisServer> {

@@ -4,13 +4,12 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { signToken } from '../../src/hub/token.js';
 import { HUB_PATH, TEST_KEY, startTestHub } from '../helpers/hub.js';
 import { Cleanups, subscribeUrl } from '../helpers/hub-streams.js';
 import { type SseRecorder, openSse } from '../helpers/sse-client.js';
+import { freePort } from '../helpers/ports.js';
 
 const T = { timeout: 20_000 };
 /** The stream library's default gap between two batches (DrainOptions.batchInterval). */
@@ -109,11 +108,3 @@ describe('graceful shutdown', () => {
   });
 });
 
-/** A port nothing listens on right now. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
