@@ -10,4 +10,9 @@ export interface Sink {
   ondrain: (() => void) | null;
   /** Set by the stream: called once when the transport has closed, for whatever reason. */
   onclose: ((error?: Error) => void) | null;
+  /**
+   * `false` once the underlying connection is gone. Checked on every heartbeat as a safety net:
+   * whatever way a close notification gets lost, a dead stream is cleaned up within one interval.
+   */
+  alive?(): boolean;
 }

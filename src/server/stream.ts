@@ -200,7 +200,12 @@ export class Stream extends EventEmitter<StreamEvents> {
 
   /** Called by the shared heartbeat timer. Skipped while the client is behind: queued bytes will reach it first. */
   heartbeat(): void {
-    if (this.#state === 'open' && !this.#blocked) this.#writeOut(HEARTBEAT, 0);
+    if (this.#state !== 'open') return;
+    if (this.#sink.alive?.() === false) {
+      this.destroy('client-closed');
+      return;
+    }
+    if (!this.#blocked) this.#writeOut(HEARTBEAT, 0);
   }
 
   /**

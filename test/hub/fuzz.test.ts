@@ -466,7 +466,8 @@ describe('hub under random and hostile requests (fuzz)', () => {
   const pool: string[] = [];
 
   before(async () => {
-    hub = await startTestHub(['--anonymous', '--max-body', '4kb']);
+    // A short heartbeat: its liveness check is the safety net that closes a stream whose close event got lost.
+    hub = await startTestHub(['--anonymous', '--max-body', '4kb', '--heartbeat', '200ms']);
     port = Number(new URL(hub.url).port);
   });
   after(() => hub.close());

@@ -133,4 +133,14 @@ describe('stream lifecycle', () => {
     assert.equal(broadcast(streams, { data: 'x' }), 1);
     streams[1]?.destroy();
   });
+
+  it('closes a stream whose connection is gone at the next heartbeat, even if no close event came', async () => {
+    let alive = true;
+    const sink = { ...recordingSink(), alive: () => alive };
+    const stream = new Stream(sink, { heartbeat: 20 });
+    const reason = new Promise<CloseReason>((resolve) => stream.once('close', resolve));
+    alive = false;
+    assert.equal(await reason, 'client-closed');
+    assert.equal(stream.open, false);
+  });
 });

@@ -28,9 +28,11 @@ class NodeSink implements Sink {
   ondrain: (() => void) | null = null;
   onclose: ((error?: Error) => void) | null = null;
   #res: ResponseLike;
+  #alive: () => boolean;
 
-  constructor(res: ResponseLike, socket?: Socket) {
+  constructor(res: ResponseLike, socket: Socket | undefined, alive: () => boolean) {
     this.#res = res;
+    this.#alive = alive;
     res.on('drain', () => this.ondrain?.());
     res.on('close', () => this.onclose?.());
     if (socket !== undefined) {
@@ -47,6 +49,10 @@ class NodeSink implements Sink {
 
   write(chunk: Uint8Array): boolean {
     return this.#res.write(chunk);
+  }
+
+  alive(): boolean {
+    return this.#alive();
   }
 
   end(): void {
@@ -91,7 +97,8 @@ export function createStream(req: NodeRequest, res: NodeResponse, options: Strea
     response.removeHeader('content-encoding');
     response.writeHead(200, streamHeaders(http1, options.headers));
   }
-  return new Stream(new NodeSink(response, http1 ? (req as IncomingMessage).socket : undefined), { ...options, lastEventId });
+  const sink = new NodeSink(response, http1 ? (req as IncomingMessage).socket : undefined, () => !alreadyClosed(req, res));
+  return new Stream(sink, { ...options, lastEventId });
 }
 
 function closedSink(): Sink {
