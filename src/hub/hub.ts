@@ -9,7 +9,7 @@ import type { HubConfig } from './config.js';
 import { HubMetrics } from './metrics.js';
 import type { Subscriber } from './subscriber.js';
 import type { Transport } from './transports/index.js';
-import type { Update } from './update.js';
+import { type Update, eventBytes } from './update.js';
 
 /** Why the hub is not ready, or `undefined` when it is. */
 export type NotReady = 'draining' | 'transport-unavailable' | 'over-connection-budget' | undefined;
@@ -84,7 +84,8 @@ export class Hub {
 
   #fanOut(update: Update): void {
     let delivered = 0;
-    for (const subscriber of this.subscribers) if (subscriber.deliver(update)) delivered++;
+    const bytes = eventBytes(update);
+    for (const subscriber of this.subscribers) if (subscriber.deliver(update, bytes)) delivered++;
     this.metrics.deliveries.inc(delivered);
     if (update.publishedAt !== undefined) this.metrics.deliveryLatency.observe((Date.now() - update.publishedAt) / 1000);
   }

@@ -45,8 +45,11 @@ export class Subscriber {
     return !update.private || matchesAny(update.topics, this.#privateMatchers);
   }
 
-  /** Hands a live update to the subscriber: buffered during replay, written afterwards. Returns `true` if written. */
-  deliver(update: Update): boolean {
+  /**
+   * Hands a live update to the subscriber: buffered during replay, written afterwards. `bytes` is
+   * the update's event, encoded once by the caller for every subscriber. Returns `true` if written.
+   */
+  deliver(update: Update, bytes: Uint8Array = eventBytes(update)): boolean {
     if (this.#pending !== undefined) {
       if (!this.canReceive(update)) return false;
       // A replay that takes long while updates pour in is a slow consumer too: past the bound the
@@ -56,7 +59,7 @@ export class Subscriber {
       return false;
     }
     if (this.stream === undefined || !this.canReceive(update)) return false;
-    return this.stream.write(eventBytes(update));
+    return this.stream.write(bytes);
   }
 
   /** Ends the replay: writes the buffered live updates that come after `head`, then goes live. Returns how many were written. */
