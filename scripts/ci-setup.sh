@@ -52,3 +52,11 @@ need_pkg /usr/bin/chromium chromium
 # own server processes on free loopback ports, so only the binaries are needed here.
 need_pkg redis-server redis-server
 need_pkg /usr/sbin/nats-server nats-server
+
+# nginx and HAProxy for the proxy tests (test/e2e/proxies.test.ts, the doctor's tests). The tests
+# start their own proxy processes with generated configs on free ports; no system service is used.
+need_pkg /usr/sbin/nginx nginx
+need_pkg /usr/sbin/haproxy haproxy
+
+# openssl makes the throw-away certificates of the TLS / HTTP/2 tests.
+need_pkg openssl openssl

@@ -6,7 +6,7 @@
  * choose it: `alg: none` and HS/RS key confusion (an RSA public key used as an HMAC secret) fail
  * signature verification like any forgery.
  */
-import type { IncomingMessage } from 'node:http';
+import type { NodeRequest } from '../server/adapters/node.js';
 import { type JWTPayload, type JWTVerifyGetKey, createRemoteJWKSet, errors, importSPKI, importX509, jwtVerify } from 'jose';
 import { HttpError } from './errors.js';
 import { type Matcher, compileSelector } from './selector.js';
@@ -36,7 +36,7 @@ export type Algorithm = (typeof ALGORITHMS)[number];
 const MAX_TOKEN_LENGTH = 16 * 1024;
 
 /** Finds the token: `Authorization: Bearer`, else the `authorization` query parameter, else the cookie. */
-export function findToken(req: IncomingMessage, query: URLSearchParams, cookieName: string): { token: string; source: TokenSource } | undefined {
+export function findToken(req: NodeRequest, query: URLSearchParams, cookieName: string): { token: string; source: TokenSource } | undefined {
   const header = req.headers.authorization;
   if (header !== undefined) {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);

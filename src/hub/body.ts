@@ -1,9 +1,9 @@
 /** Reading a request body with a size bound. */
-import type { IncomingMessage } from 'node:http';
+import type { NodeRequest } from '../server/adapters/node.js';
 import { HttpError } from './errors.js';
 
 /** Reads the whole body, answering 413 as soon as it exceeds `max` bytes (by Content-Length or by counting). */
-export function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+export function readBody(req: NodeRequest, max: number): Promise<Buffer> {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > max) {
     return Promise.reject(new HttpError(413, 'body-too-large', `the body is ${declared} bytes; this hub accepts at most ${max} (--max-body)`));

@@ -5,6 +5,7 @@
  */
 import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { parse as parseYaml } from 'yaml';
 import { ALGORITHMS, type Algorithm } from './authorization.js';
 import { ConfigError } from './errors.js';
@@ -12,6 +13,8 @@ import { ConfigError } from './errors.js';
 /** Validated hub configuration. Durations are in milliseconds, sizes in bytes. */
 export interface HubConfig {
   listen: { host: string; port: number };
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
   jwtKey: string | undefined;
   publisherJwtKey: string | undefined;
   subscriberJwtKey: string | undefined;
@@ -52,6 +55,8 @@ export interface Setting {
 /** Every setting, in the order `--help` and docs/configuration.md list them. */
 export const SETTINGS: readonly Setting[] = [
   { name: 'listen', key: 'listen', kind: 'listen', default: '127.0.0.1:3000', description: 'address and port to listen on (HOST:PORT, :PORT, or PORT); use 0.0.0.0:3000 in a container' },
+  { name: 'tls-cert', key: 'tlsCert', kind: 'string', default: undefined, description: 'PEM certificate (chain) file: serve HTTPS with HTTP/2 (ALPN h2, HTTP/1.1 fallback); needs --tls-key' },
+  { name: 'tls-key', key: 'tlsKey', kind: 'string', default: undefined, description: 'PEM private key file of --tls-cert' },
   { name: 'jwt-key', key: 'jwtKey', kind: 'secret', default: undefined, description: 'key verifying both publisher and subscriber tokens: an HMAC secret, or a PEM public key for RS*/ES*/EdDSA' },
   { name: 'publisher-jwt-key', key: 'publisherJwtKey', kind: 'secret', default: undefined, description: 'key for publisher tokens (overrides --jwt-key)' },
   { name: 'subscriber-jwt-key', key: 'subscriberJwtKey', kind: 'secret', default: undefined, description: 'key for subscriber tokens (overrides --jwt-key)' },
@@ -330,10 +335,38 @@ function validate(c: HubConfig, at: (name: string) => string): void {
       }
     }
   }
+  checkTls(c, at);
   if (c.heartbeat > 0 && c.heartbeat < 100) throw new ConfigError(at('heartbeat'), 'must be 0 (off) or at least 100ms');
   if (c.writeTimeout > 0 && c.writeTimeout < 1000) throw new ConfigError(at('write-timeout'), 'must be 0 (none) or at least 1s');
   if (c.maxBody < 1) throw new ConfigError(at('max-body'), 'must be at least 1 byte');
   if (c.workers !== 1 && (c.transport === 'memory' || c.transport.startsWith('sqlite:'))) {
     throw new ConfigError(at('workers'), `more than one process needs a shared transport (redis:// or nats://): with ${c.transport === 'memory' ? 'memory' : 'sqlite'} each process would keep its own history and see only its own updates`);
+  }
+}
+
+/** Reads a file named by a setting, or throws ConfigError naming it. */
+function readSettingFile(path: string, where: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(where, `cannot read the ${what} file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+}
+
+/** `--tls-cert` and `--tls-key` come together, are readable PEM files, and the key belongs to the certificate. */
+function checkTls(c: HubConfig, at: (name: string) => string): void {
+  if (c.tlsCert === undefined && c.tlsKey === undefined) return;
+  if (c.tlsCert === undefined) throw new ConfigError(at('tls-key'), 'needs --tls-cert too (the certificate of this key)');
+  if (c.tlsKey === undefined) throw new ConfigError(at('tls-cert'), 'needs --tls-key too (the private key of this certificate)');
+  const cert = readSettingFile(c.tlsCert, at('tls-cert'), 'certificate');
+  const key = readSettingFile(c.tlsKey, at('tls-key'), 'private key');
+  if (!cert.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(at('tls-cert'), `${c.tlsCert} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) throw new ConfigError(at('tls-key'), `${c.tlsKey} holds no PEM private key (-----BEGIN PRIVATE KEY-----)`);
+  try {
+    createSecureContext({ cert, key });
+  } catch (error) {
+    const message = (error as Error).message;
+    const where = /key values mismatch|KEY_VALUES_MISMATCH/i.test(message) ? at('tls-key') : at('tls-cert');
+    throw new ConfigError(where, `the certificate and key cannot be used together: ${message}`);
   }
 }

@@ -3,7 +3,7 @@
  * precise status with a message. No input reaches an unhandled throw: a handler's failure is
  * answered (or, if the response already started, the connection is closed) and counted.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { NodeRequest, NodeResponse } from '../server/adapters/node.js';
 import type { HubContext } from './context.js';
 import { HttpError } from './errors.js';
 import { handlePublish } from './publish.js';
@@ -14,7 +14,7 @@ import { handleSubscriptionsApi } from './subscriptions.js';
 export const HUB_PATH = '/.well-known/mercure';
 const MAX_URL_LENGTH = 64 * 1024;
 
-function cors(ctx: HubContext, req: IncomingMessage, res: ServerResponse): boolean {
+function cors(ctx: HubContext, req: NodeRequest, res: NodeResponse): boolean {
   const origin = req.headers.origin;
   const allowed = ctx.hub.config.corsOrigins;
   if (origin === undefined || allowed.length === 0) return false;
@@ -29,12 +29,12 @@ function cors(ctx: HubContext, req: IncomingMessage, res: ServerResponse): boole
   return true;
 }
 
-function send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+function send(res: NodeResponse, status: number, body: string, headers: Record<string, string> = {}): void {
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...headers }).end(body.endsWith('\n') ? body : `${body}\n`);
 }
 
 /** Answers an error: the status, its headers, and the message as plain text. */
-function fail(ctx: HubContext, req: IncomingMessage, res: ServerResponse, error: unknown): void {
+function fail(ctx: HubContext, req: NodeRequest, res: NodeResponse, error: unknown): void {
   const httpError = error instanceof HttpError ? error : undefined;
   if (httpError === undefined) ctx.hub.log.error({ err: error instanceof Error ? { message: error.message, stack: error.stack } : String(error), url: req.url }, 'request failed');
   const status = httpError?.status ?? 500;
@@ -44,18 +44,20 @@ function fail(ctx: HubContext, req: IncomingMessage, res: ServerResponse, error:
     return;
   }
   const headers = { ...(httpError?.headers ?? {}) };
-  // After a refused body the rest of it may still be in flight: close rather than read it.
-  if (status === 413) headers.connection = 'close';
+  // After a refused body the rest of it may still be in flight: close rather than read it. (HTTP/2
+  // forbids the header, and there the stream alone is reset: the connection carries other streams.)
+  const http1 = req.httpVersionMajor < 2;
+  if (status === 413 && http1) headers.connection = 'close';
   send(res, status, httpError?.message ?? 'internal error', headers);
-  if (status === 413) res.once('finish', () => req.socket.destroySoon());
+  if (status === 413 && http1) res.once('finish', () => req.socket.destroySoon());
 }
 
 /** Routes one request. Never throws. */
-export function handleRequest(ctx: HubContext, req: IncomingMessage, res: ServerResponse): void {
+export function handleRequest(ctx: HubContext, req: NodeRequest, res: NodeResponse): void {
   route(ctx, req, res).catch((error: unknown) => fail(ctx, req, res, error));
 }
 
-async function route(ctx: HubContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function route(ctx: HubContext, req: NodeRequest, res: NodeResponse): Promise<void> {
   const rawUrl = req.url ?? '/';
   if (rawUrl.length > MAX_URL_LENGTH) throw new HttpError(414, 'uri-too-long', `the URL is longer than ${MAX_URL_LENGTH} characters`);
   const q = rawUrl.indexOf('?');

@@ -2,7 +2,7 @@
  * POST /.well-known/mercure: publish an update (Mercure draft-07 form fields).
  * Everything is checked before anything is stored: a rejected request changes nothing.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { NodeRequest, NodeResponse } from '../server/adapters/node.js';
 import { InvalidEventError, assertValidEventType, assertValidId } from '../protocol/index.js';
 import { type Grant, findToken, grantMatchers } from './authorization.js';
 import { readBody } from './body.js';
@@ -20,7 +20,7 @@ export function isReservedTopic(topic: string): boolean {
 }
 
 /** Checks the Origin (or Referer) of a cookie-authenticated publish against `--publish-origins`. */
-function checkCsrf(req: IncomingMessage, allowed: string[]): void {
+function checkCsrf(req: NodeRequest, allowed: string[]): void {
   let origin = req.headers.origin;
   if (origin === undefined && req.headers.referer !== undefined) {
     try {
@@ -67,7 +67,7 @@ export function parseUpdate(form: URLSearchParams): Update {
 }
 
 /** Handles a publish request. */
-export async function handlePublish(ctx: HubContext, req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
+export async function handlePublish(ctx: HubContext, req: NodeRequest, res: NodeResponse, query: URLSearchParams): Promise<void> {
   const { hub } = ctx;
   const config = hub.config;
   const found = findToken(req, query, config.cookieName);

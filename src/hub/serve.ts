@@ -1,6 +1,9 @@
 /** Starting and stopping a hub: transport, verifiers, HTTP server, graceful shutdown. */
+import type { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { type Server, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type Http2SecureServer, createSecureServer } from 'node:http2';
+import type { AddressInfo, Socket } from 'node:net';
 import { type Logger, pino } from 'pino';
 import { Verifier } from './authorization.js';
 import type { HubConfig } from './config.js';
@@ -13,8 +16,9 @@ import { createTransport } from './transports/index.js';
 /** A hub serving HTTP. */
 export interface RunningHub {
   hub: Hub;
-  server: Server;
-  /** `http://host:port` it listens on. */
+  /** node:http, or with TLS a node:http2 secure server that also speaks HTTP/1.1. */
+  server: Server | Http2SecureServer;
+  /** `http://host:port` (`https://` with TLS) it listens on. */
   url: string;
   /** Graceful shutdown: readiness off, streams drained in batches, server and transport closed. */
   close(): Promise<void>;
@@ -34,17 +38,7 @@ export async function startHub(config: HubConfig, options: { logger?: Logger } =
   const transport = await createTransport(config.transport, { size: config.historySize, ttl: config.historyTtl });
   const hub = new Hub(config, transport, log);
   const ctx: HubContext = { hub, publisherVerifier, subscriberVerifier, rateLimiter: config.publishRate > 0 ? new RateLimiter(config.publishRate) : undefined };
-  // Room for a 64 KiB URL (the hub's own limit, answered 414): a subscription may name up to 1000
-  // topics, which Node's default 16 KiB header limit would refuse before the hub could say why.
-  const server = createServer({ keepAliveTimeout: 65_000, maxHeaderSize: 96 * 1024 }, (req, res) => handleRequest(ctx, req, res));
-  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
-    const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
-    hub.metrics.rejected.inc({ status: tooLarge ? '431' : '400', reason: tooLarge ? 'headers-too-large' : 'bad-request' });
-    if (socket.writable && error.code !== 'ECONNRESET') {
-      const body = tooLarge ? 'request headers larger than 96 KiB\n' : `malformed HTTP request (${error.code ?? 'parse error'})\n`;
-      socket.end(`HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\ncontent-type: text/plain\r\nconnection: close\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
-    } else socket.destroy();
-  });
+  const server = createHttpServer(config, ctx);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.listen.port, config.listen.host, () => {
@@ -54,7 +48,13 @@ export async function startHub(config: HubConfig, options: { logger?: Logger } =
   });
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${host}:${address.port}`;
+  const url = `${config.tlsCert !== undefined ? 'https' : 'http'}://${host}:${address.port}`;
+  // Every connection, so that after the drain none is left open (node:http2 has no closeAllConnections).
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   log.info({ url, transport: config.transport }, 'hub listening');
 
   let closing: Promise<void> | undefined;
@@ -69,10 +69,52 @@ export async function startHub(config: HubConfig, options: { logger?: Logger } =
         // takes this node out) and a new subscriber gets 503 + Retry-After rather than a refused connection.
         await hub.shutdown();
         server.close();
-        server.closeAllConnections();
+        for (const socket of sockets) socket.destroy();
         log.info('hub stopped');
       })();
       return closing;
     },
   };
+}
+
+/** Largest request head (URL and headers) accepted; a subscription may name up to 1000 topics in a 64 KiB URL. */
+const MAX_HEADER_BYTES = 96 * 1024;
+
+/**
+ * The HTTP server: plain HTTP/1.1, or with `--tls-cert`/`--tls-key` HTTPS offering HTTP/2 by ALPN and
+ * HTTP/1.1 to clients without it. HTTP/2 matters for browsers: over HTTP/1.1 they open at most six
+ * connections per origin, so a seventh EventSource (a seventh tab) stalls; over HTTP/2 all share one.
+ */
+function createHttpServer(config: HubConfig, ctx: HubContext): Server | Http2SecureServer {
+  const { hub } = ctx;
+  if (config.tlsCert !== undefined && config.tlsKey !== undefined) {
+    const server = createSecureServer(
+      {
+        cert: readFileSync(config.tlsCert),
+        key: readFileSync(config.tlsKey),
+        allowHTTP1: true,
+        settings: { maxHeaderListSize: MAX_HEADER_BYTES, maxConcurrentStreams: 1000 },
+        maxSessionMemory: 64,
+      },
+      (req, res) => handleRequest(ctx, req, res),
+    );
+    // Read by node:http's parser for HTTP/1.1 connections on this server.
+    Object.assign(server, { maxHeaderSize: MAX_HEADER_BYTES, keepAliveTimeout: 65_000 });
+    // HTTP/1.1 requests on this server go through node:http's parser, which reports malformed ones here.
+    (server as EventEmitter).on('clientError', (_error: Error, socket: Socket) => {
+      hub.metrics.rejected.inc({ status: '400', reason: 'bad-request' });
+      socket.destroy();
+    });
+    return server;
+  }
+  const server = createServer({ keepAliveTimeout: 65_000, maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => handleRequest(ctx, req, res));
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+    hub.metrics.rejected.inc({ status: tooLarge ? '431' : '400', reason: tooLarge ? 'headers-too-large' : 'bad-request' });
+    if (socket.writable && error.code !== 'ECONNRESET') {
+      const body = tooLarge ? 'request headers larger than 96 KiB\n' : `malformed HTTP request (${error.code ?? 'parse error'})\n`;
+      socket.end(`HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\ncontent-type: text/plain\r\nconnection: close\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+    } else socket.destroy();
+  });
+  return server;
 }

@@ -3,7 +3,7 @@
  * registered (buffering live updates) before history is read, and history is written before the
  * buffer, so a resuming client gets every update once.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { NodeRequest, NodeResponse } from '../server/adapters/node.js';
 import { RESYNC_EVENT } from '../protocol/index.js';
 import { type Stream, createStream, lastEventIdOf, textToHeader } from '../server/index.js';
 import { type Grant, findToken, grantMatchers } from './authorization.js';
@@ -51,7 +51,7 @@ async function replay(stream: Stream, updates: readonly Update[]): Promise<numbe
 }
 
 /** Handles a subscribe request. */
-export async function handleSubscribe(ctx: HubContext, req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
+export async function handleSubscribe(ctx: HubContext, req: NodeRequest, res: NodeResponse, query: URLSearchParams): Promise<void> {
   const { hub } = ctx;
   const config = hub.config;
   if (hub.draining) throw new HttpError(503, 'draining', 'the hub is shutting down; reconnect (to another node)', { 'retry-after': '1' });

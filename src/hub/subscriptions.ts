@@ -4,7 +4,7 @@
  * with a JSON-LD body, and `GET /.well-known/mercure/subscriptions[/{topic}[/{subscriber}]]` lists
  * the active ones of this hub process.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { NodeRequest, NodeResponse } from '../server/adapters/node.js';
 import { findToken, grantMatchers } from './authorization.js';
 import type { HubContext } from './context.js';
 import { HttpError } from './errors.js';
@@ -36,7 +36,7 @@ export function publishSubscriptionEvents(ctx: HubContext, subscriber: Subscribe
 }
 
 /** Handles `GET /.well-known/mercure/subscriptions[/{topic}[/{subscriber}]]`. */
-export async function handleSubscriptionsApi(ctx: HubContext, req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): Promise<void> {
+export async function handleSubscriptionsApi(ctx: HubContext, req: NodeRequest, res: NodeResponse, path: string, query: URLSearchParams): Promise<void> {
   const rest = path.slice(BASE.length).split('/').filter((p) => p !== '');
   if (rest.length > 2) throw new HttpError(404, 'not-found', `no such resource: ${path}`);
   let topic: string | undefined;

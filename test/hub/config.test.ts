@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { stringify as toYaml } from 'yaml';
 import { ConfigError, type HubConfig, SETTINGS, envName, loadConfig } from '../../src/hub/index.js';
+import { makeCertificate } from '../helpers/tls.js';
 
 const KEY = 'a-secret-of-at-least-thirty-two-characters';
 const OTHER = 'another-secret-of-at-least-thirty-two-chars';
@@ -41,9 +42,13 @@ function refused(fn: () => unknown, setting: string, message?: RegExp): ConfigEr
   return caught;
 }
 
-/** A value for every setting, and what it becomes in HubConfig. */
-const SAMPLES: Record<string, { raw: string; key: keyof HubConfig; expected: unknown }> = {
+const CERT = makeCertificate();
+
+/** A value for every setting, and what it becomes in HubConfig; `with` are settings it needs beside it. */
+const SAMPLES: Record<string, { raw: string; key: keyof HubConfig; expected: unknown; with?: Record<string, string> }> = {
   listen: { raw: '0.0.0.0:8080', key: 'listen', expected: { host: '0.0.0.0', port: 8080 } },
+  'tls-cert': { raw: CERT.certPath, key: 'tlsCert', expected: CERT.certPath, with: { 'tls-key': CERT.keyPath } },
+  'tls-key': { raw: CERT.keyPath, key: 'tlsKey', expected: CERT.keyPath, with: { 'tls-cert': CERT.certPath } },
   'jwt-key': { raw: OTHER, key: 'jwtKey', expected: OTHER },
   'publisher-jwt-key': { raw: OTHER, key: 'publisherJwtKey', expected: OTHER },
   'subscriber-jwt-key': { raw: OTHER, key: 'subscriberJwtKey', expected: OTHER },
@@ -76,9 +81,9 @@ describe('config: where settings come from', () => {
     for (const s of SETTINGS) assert.equal(SAMPLES[s.name]?.key, s.key, s.name);
   });
 
-  for (const [name, { raw, key, expected }] of Object.entries(SAMPLES)) {
+  for (const [name, { raw, key, expected, with: others }] of Object.entries(SAMPLES)) {
     // Every source also carries a publisher key, except when the sample is that key.
-    const base: Record<string, string> = name === 'jwt-key' ? {} : { 'jwt-key': KEY };
+    const base: Record<string, string> = { ...(name === 'jwt-key' ? {} : { 'jwt-key': KEY }), ...others };
     const values = { ...base, [name]: raw };
 
     it(`reads ${name} from the flag --${name}`, () => {

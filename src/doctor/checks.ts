@@ -1,0 +1,312 @@
+/**
+ * What the doctor concludes from what it observed. Plain functions over recorded observations, so
+ * every rule is tested without a network; connection.ts and doctor.ts do the I/O.
+ */
+import type { Observation } from './connection.js';
+
+/** How bad a finding is. `warn` and `fail` make `ssehub doctor` exit non-zero. */
+export type Severity = 'ok' | 'info' | 'warn' | 'fail';
+
+/** One conclusion, in words a user can act on. */
+export interface Finding {
+  /** Stable identifier, for machines (`--json`). */
+  check: string;
+  severity: Severity;
+  /** One line: what was found. */
+  title: string;
+  /** Why it matters, or the evidence. */
+  detail?: string;
+  /** What to change. */
+  advice?: string;
+}
+
+/** One probe update published with `--publish` and what became of it. Times as in Observation. */
+export interface Probe {
+  /** The ID the hub gave it. */
+  id: string | undefined;
+  publishedAt: number;
+  /** When the publish request was answered, and how. */
+  answeredAt: number | undefined;
+  status: number | undefined;
+  answer: string;
+  /** When the subscriber received it (undefined: never, within the window). */
+  receivedAt: number | undefined;
+  /** How many other probes the same read delivered (a burst means something held them back). */
+  sameRead: number;
+}
+
+/** The result of reconnecting with `Last-Event-ID`. */
+export interface ResumeResult {
+  sentId: string;
+  /** The probe IDs expected after it, in order. */
+  expected: string[];
+  /** The IDs that arrived, in order. */
+  received: string[];
+  status: number | undefined;
+  error: string | undefined;
+}
+
+/** Idle timeouts that commonly cut streams, in seconds: a heartbeat must come more often than each. */
+export const COMMON_TIMEOUTS: readonly { what: string; seconds: number }[] = [
+  { what: 'Google Cloud load balancer backend timeout (default 30 s)', seconds: 30 },
+  { what: 'HAProxy timeout client/server (often 30 s)', seconds: 30 },
+  { what: 'Heroku router (55 s)', seconds: 55 },
+  { what: 'nginx proxy_read_timeout (default 60 s)', seconds: 60 },
+  { what: 'AWS ALB idle timeout (default 60 s)', seconds: 60 },
+  { what: 'Cloudflare proxy read timeout (100 s)', seconds: 100 },
+];
+
+/** A probe later than this after its publish was answered counts as held back. */
+export const LATE_MS = 1000;
+
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
+
+/** Whether the response is an event stream at all (status 200 and the right content type). */
+export function isEventStream(o: Observation): boolean {
+  return o.status === 200 && (o.headers['content-type'] ?? '').toLowerCase().startsWith('text/event-stream');
+}
+
+/** Checks of the response itself: reachability, status, content type, headers, HTTP version. */
+export function checkResponse(o: Observation): Finding[] {
+  const findings: Finding[] = [];
+  if (o.status === undefined) {
+    if (o.connectedAt !== undefined && o.error === undefined) {
+      const waited = seconds((o.endedAt ?? 0) - o.connectedAt);
+      findings.push({
+        check: 'buffering',
+        severity: 'fail',
+        title: `connected, but no response headers came in ${waited}`,
+        detail: 'The whole response is being held back. A buffering proxy does this to a stream: nginx with proxy_buffering on (the default) sends neither headers nor events until its buffer fills, and ignores the server\'s X-Accel-Buffering: no if told to (proxy_ignore_headers). A server that never flushes its headers looks the same.',
+        advice: 'nginx: "proxy_buffering off;" and "proxy_http_version 1.1;" in the stream\'s location (see docs/deployment.md); other proxies: turn response buffering off for text/event-stream. Check the server directly (ssehub doctor http://server:port/...) to tell the two apart.',
+      });
+      return findings;
+    }
+    findings.push({ check: 'connect', severity: 'fail', title: `no response: ${o.error ?? 'could not connect in the time allowed'}`, advice: 'Check the URL, that the server runs, and (for https) its certificate (--insecure accepts a self-signed one).' });
+    return findings;
+  }
+  const preview = o.bodyPreview.replace(/\s+/g, ' ').trim().slice(0, 200);
+  if (o.status !== 200) {
+    findings.push({
+      check: 'status',
+      severity: 'fail',
+      title: `answered HTTP ${o.status}, not 200`,
+      detail: preview === '' ? undefined : `body: ${preview}`,
+      advice:
+        o.status === 401 || o.status === 403
+          ? 'The endpoint wants credentials: pass --header "Authorization: Bearer TOKEN" (or --subscriber-token).'
+          : o.status === 204
+            ? 'A 204 tells EventSource to stop reconnecting for good.'
+            : o.status >= 500
+              ? 'The server (or a proxy in front of it: 502/504 are usually the proxy) failed; its log says why.'
+              : 'EventSource treats any status but 200 as fatal and does not reconnect.',
+    });
+    return findings;
+  }
+  findings.push({ check: 'status', severity: 'ok', title: 'HTTP 200' });
+
+  const type = o.headers['content-type'];
+  const title = /<title[^>]*>([^<]{1,120})<\/title>/i.exec(o.bodyPreview)?.[1]?.trim();
+  if (type === undefined || !type.toLowerCase().startsWith('text/event-stream')) {
+    findings.push({
+      check: 'content-type',
+      severity: 'fail',
+      title: `Content-Type is ${type === undefined ? 'missing' : `"${type}"`}, not text/event-stream${title === undefined ? '' : `: an HTML page titled "${title}"`}`,
+      detail: preview !== '' ? `body: ${preview}` : undefined,
+      advice: 'EventSource refuses any other type and does not reconnect. An HTML answer is usually a login page, an error page or a front-end route answering instead of the stream.',
+    });
+    return findings;
+  }
+  findings.push({ check: 'content-type', severity: 'ok', title: `Content-Type: ${type}` });
+
+  const encoding = o.headers['content-encoding'];
+  if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+    const nginx = /nginx/i.test(o.headers.server ?? '');
+    findings.push({
+      check: 'compression',
+      severity: 'fail',
+      title: `the stream is compressed (Content-Encoding: ${encoding})`,
+      detail: 'A compressor holds bytes until its buffer fills, so events arrive late and in bursts; heartbeats vanish inside it.',
+      advice: nginx
+        ? 'nginx: "gzip off;" in the stream\'s location, or remove text/event-stream from gzip_types.'
+        : 'Turn compression off for text/event-stream in the proxy or middleware (ssehub sends Cache-Control: no-transform, which well-behaved ones respect).',
+    });
+  } else findings.push({ check: 'compression', severity: 'ok', title: 'not compressed' });
+
+  const cacheControl = (o.headers['cache-control'] ?? '').toLowerCase();
+  if (/no-cache|no-store/.test(cacheControl)) findings.push({ check: 'caching', severity: 'ok', title: `Cache-Control: ${o.headers['cache-control']}` });
+  else findings.push({ check: 'caching', severity: 'warn', title: `Cache-Control ${cacheControl === '' ? 'missing' : `"${o.headers['cache-control']}"`} has no no-cache`, advice: 'Send Cache-Control: no-cache so no cache between holds or replays the stream.' });
+
+  const accel = o.headers['x-accel-buffering'];
+  if (accel?.toLowerCase() === 'no') findings.push({ check: 'x-accel-buffering', severity: 'ok', title: 'X-Accel-Buffering: no' });
+  else if (/nginx/i.test(o.headers.server ?? '')) {
+    findings.push({ check: 'x-accel-buffering', severity: 'info', title: 'X-Accel-Buffering not visible (nginx in front removes it)', detail: 'nginx consumes the header; whether it buffers is shown by the buffering check.' });
+  } else {
+    findings.push({ check: 'x-accel-buffering', severity: 'warn', title: `X-Accel-Buffering is ${accel === undefined ? 'missing' : `"${accel}"`}`, advice: 'Send X-Accel-Buffering: no, so an nginx in front passes each event on at once.' });
+  }
+
+  if (o.httpVersion === '2') findings.push({ check: 'http-version', severity: 'ok', title: 'HTTP/2', detail: 'All of a page\'s streams share one connection.' });
+  else {
+    findings.push({
+      check: 'http-version',
+      severity: 'info',
+      title: `HTTP/${o.httpVersion ?? '1.1'}${o.alpn === undefined && o.url.startsWith('https:') ? '' : o.alpn !== undefined ? ` (TLS, ALPN ${o.alpn})` : ''}`,
+      detail: 'Browsers open at most six HTTP/1.1 connections per origin: a seventh EventSource (tab) waits until one closes.',
+      advice: 'Serve the stream over HTTP/2 (TLS) to lift the limit: ssehub serve --tls-cert/--tls-key, or HTTP/2 on the proxy in front.',
+    });
+  }
+  return findings;
+}
+
+/** Gaps between reads: the longest silence, and the heartbeat interval when comments came regularly. */
+export function heartbeatOf(o: Observation, windowEnd: number): { interval: number | undefined; beats: number; longestSilence: number } {
+  // Comments in the first read are the stream's opening (ssehub's ": ok"), not heartbeats.
+  const beats = o.comments.filter((c) => c.read > 0);
+  const times = [...new Set(beats.map((b) => b.at))];
+  const gaps: number[] = [];
+  for (let i = 1; i < times.length; i++) gaps.push((times[i] as number) - (times[i - 1] as number));
+  gaps.sort((a, b) => a - b);
+  const interval = gaps.length > 0 ? gaps[Math.floor(gaps.length / 2)] : undefined;
+  let longestSilence = 0;
+  let last = o.headersAt ?? 0;
+  for (const read of o.reads) {
+    longestSilence = Math.max(longestSilence, read.at - last);
+    last = read.at;
+  }
+  longestSilence = Math.max(longestSilence, (o.endedAt ?? windowEnd) - last);
+  return { interval, beats: beats.length, longestSilence };
+}
+
+/** Checks of the stream over time: first bytes, heartbeats, bursts, and whether something cut it. */
+export function checkStream(o: Observation, windowEnd: number): Finding[] {
+  if (!isEventStream(o)) return [];
+  const findings: Finding[] = [];
+  const headersAt = o.headersAt ?? 0;
+  const first = o.reads[0];
+  const nginx = /nginx/i.test(o.headers.server ?? '');
+  const bufferAdvice = nginx
+    ? 'nginx: "proxy_buffering off;" in the stream\'s location (and X-Accel-Buffering must not be in proxy_ignore_headers); see docs/deployment.md.'
+    : 'A proxy or middleware between you and the server buffers the response: turn buffering off for text/event-stream (nginx: proxy_buffering off; compression off).';
+  const cut = o.endedBy === 'server' || o.endedBy === 'error';
+
+  if (first === undefined) {
+    if (!cut) {
+      findings.push({
+        check: 'buffering',
+        severity: 'fail',
+        title: `headers arrived, then not one byte of the body in ${seconds(windowEnd - headersAt)}`,
+        detail: 'An SSE server should send something at once (ssehub sends ": ok"); a proxy that buffers holds it back until its buffer fills.',
+        advice: bufferAdvice,
+      });
+    }
+  } else if (first.at - headersAt > LATE_MS) {
+    findings.push({ check: 'first-byte', severity: 'warn', title: `the first body byte came ${seconds(first.at - headersAt)} after the headers`, detail: 'Until then the browser shows the stream as still connecting (the "first frame" problem).', advice: `Flush a comment when the stream opens. ${bufferAdvice}` });
+  } else findings.push({ check: 'first-byte', severity: 'ok', title: `first body byte ${Math.round(first.at - headersAt)} ms after the headers` });
+
+  const hb = heartbeatOf(o, windowEnd);
+  const bursts = o.reads.filter((r, i) => i > 0 && (r.text.match(/^:/gm) ?? []).length >= 2).length;
+  if (bursts > 0 && bursts * 2 >= o.reads.length) {
+    findings.push({ check: 'bursts', severity: 'warn', title: `heartbeats arrive in bursts (${bursts} of ${o.reads.length} reads held several)`, detail: 'Something between buffers the stream and lets it through in lumps.', advice: bufferAdvice });
+  }
+
+  if (cut) {
+    const at = (o.endedAt ?? 0) - headersAt;
+    const idle = hb.beats === 0;
+    const suggest = Math.max(1, Math.floor(at / 2000));
+    findings.push({
+      check: 'truncation',
+      severity: 'fail',
+      title: `the stream was cut after ${seconds(at)}${o.error !== undefined ? ` (${o.error})` : ''}`,
+      detail: idle
+        ? `No heartbeat came before the cut and the stream was silent for ${seconds(hb.longestSilence)}: an idle timeout of about ${seconds(at)} (a proxy's read/idle timeout, or the server's) ended it.`
+        : `It ended although bytes came every ${seconds(hb.interval ?? hb.longestSilence)} or so: an absolute time limit rather than an idle one (or the server's own stream lifetime).`,
+      advice: idle
+        ? `Send a heartbeat more often than the timeout: below ${seconds(at)}, e.g. ssehub serve --heartbeat ${suggest}s, or raise the proxy's timeout (nginx proxy_read_timeout, HAProxy timeout server/client, the load balancer's idle timeout).`
+        : 'If this is a proxy limit, raise it (HAProxy "timeout tunnel", a load balancer\'s maximum request time); clients resume with Last-Event-ID, but each cut costs a reconnect.',
+    });
+  } else if (hb.interval !== undefined) {
+    const exceeded = COMMON_TIMEOUTS.filter((t) => hb.interval !== undefined && hb.interval >= t.seconds * 1000);
+    if (exceeded.length > 0) {
+      findings.push({ check: 'heartbeat', severity: 'warn', title: `heartbeat every ${seconds(hb.interval)}: longer than common proxy timeouts`, detail: `It would be cut by: ${exceeded.map((t) => t.what).join('; ')}.`, advice: 'Send a heartbeat every 15–25 s (ssehub serve --heartbeat 15s, the default).' });
+    } else findings.push({ check: 'heartbeat', severity: 'ok', title: `heartbeat every ${seconds(hb.interval)}`, detail: `Below common proxy idle timeouts (${COMMON_TIMEOUTS[0]?.seconds ?? 30} s and more).` });
+  } else if (hb.beats === 1) {
+    findings.push({ check: 'heartbeat', severity: 'ok', title: `a heartbeat came within ${seconds(windowEnd - headersAt)}` });
+  } else if (first !== undefined && hb.longestSilence >= LATE_MS) {
+    findings.push({
+      check: 'heartbeat',
+      severity: 'warn',
+      title: `no heartbeat in ${seconds(windowEnd - headersAt)} (longest silence ${seconds(hb.longestSilence)})`,
+      detail: 'Without heartbeats a quiet stream is cut by the first proxy idle timeout shorter than the gap between events, and a dead connection goes unnoticed.',
+      advice: 'Send a comment line every 15–25 s (ssehub serve --heartbeat 15s). If the server does and this window was short, run again with a longer --duration.',
+    });
+  }
+
+  if (o.retry !== undefined) findings.push({ check: 'retry', severity: 'ok', title: `retry: ${o.retry} ms` });
+  else findings.push({ check: 'retry', severity: 'info', title: 'no retry field', detail: 'Browsers then reconnect after their own default (about 3 s in Chromium and Firefox).' });
+  return findings;
+}
+
+/** Checks from the probe updates published with `--publish`: publish-to-receive latency, and buffering measured precisely. */
+export function checkProbes(o: Observation, probes: Probe[]): Finding[] {
+  if (probes.length === 0) return [];
+  const refused = probes.find((p) => p.status !== 200);
+  if (refused !== undefined) {
+    return [
+      {
+        check: 'publish',
+        severity: 'fail',
+        title: refused.status === undefined ? `the probe could not be published: ${refused.answer}` : `publishing the probe answered HTTP ${refused.status}: ${refused.answer.trim().slice(0, 200)}`,
+        advice: refused.status === 401 || refused.status === 403 ? 'Give --token a publisher JWT allowed to publish the probe topic (e.g. ssehub token --publish "*").' : undefined,
+      },
+    ];
+  }
+  const nginx = /nginx/i.test(o.headers.server ?? '');
+  // Publish-to-receive: from sending the publish (the update may arrive before the publisher's answer).
+  const latencies = probes.filter((p) => p.receivedAt !== undefined).map((p) => (p.receivedAt as number) - p.publishedAt);
+  const lost = probes.filter((p) => p.receivedAt === undefined);
+  const late = probes.filter((p) => p.receivedAt !== undefined && (p.receivedAt as number) - (p.answeredAt as number) > LATE_MS);
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const ms = (v: number | undefined) => `${Math.round(Math.max(v ?? 0, 0))} ms`;
+  const advice = nginx
+    ? 'nginx: "proxy_buffering off;" in the stream\'s location, and X-Accel-Buffering must not be in proxy_ignore_headers (see docs/deployment.md).'
+    : 'Turn response buffering off for text/event-stream in every proxy in front (nginx: proxy_buffering off), and compression too.';
+  if (lost.length > 0 || late.length > 0) {
+    const burst = Math.max(0, ...probes.map((p) => p.sameRead));
+    return [
+      {
+        check: 'buffering',
+        severity: 'fail',
+        title:
+          lost.length === probes.length
+            ? `the stream is buffered: none of ${probes.length} probe updates arrived (each publish was answered 200)`
+            : `the stream is buffered: ${late.length + lost.length} of ${probes.length} probe updates arrived late or not at all`,
+        detail: [
+          late.length > 0 ? `late by up to ${ms(Math.max(...late.map((p) => (p.receivedAt as number) - (p.answeredAt as number))))}` : '',
+          burst > 0 ? `up to ${burst + 1} arrived in one read` : '',
+          lost.length > 0 && lost.length < probes.length ? `${lost.length} never arrived in the window` : '',
+        ]
+          .filter((s) => s !== '')
+          .join('; ') || undefined,
+        advice,
+      },
+    ];
+  }
+  return [{ check: 'latency', severity: 'ok', title: `${probes.length} probe updates arrived one by one: publish-to-receive p50 ${ms(sorted[Math.floor(sorted.length / 2)])}, max ${ms(sorted[sorted.length - 1])}` }];
+}
+
+/** Checks the reconnect with `Last-Event-ID`. */
+export function checkResume(result: ResumeResult | undefined): Finding[] {
+  if (result === undefined) return [{ check: 'resume', severity: 'info', title: 'Last-Event-ID resume not checked', detail: 'Run with --publish (and --token) so the doctor has updates to resume from.' }];
+  if (result.status !== 200) return [{ check: 'resume', severity: 'fail', title: `reconnecting with Last-Event-ID answered ${result.status ?? result.error ?? 'nothing'}`, advice: 'The endpoint must accept a reconnect carrying Last-Event-ID.' }];
+  const got = result.received.join(',');
+  if (got === result.expected.join(',')) return [{ check: 'resume', severity: 'ok', title: `Last-Event-ID resume: the ${result.expected.length} updates after ${result.sentId} arrived, in order, once` }];
+  const missing = result.expected.filter((id) => !result.received.includes(id));
+  return [
+    {
+      check: 'resume',
+      severity: 'fail',
+      title: `Last-Event-ID resume lost updates: expected ${result.expected.length} after ${result.sentId}, got ${result.received.length}${missing.length > 0 ? ` (${missing.length} missing)` : ' (out of order or repeated)'}`,
+      detail: result.received.length === 0 ? 'Nothing was replayed: a proxy may drop the Last-Event-ID header, or the server keeps no history.' : undefined,
+      advice: 'Let the Last-Event-ID request header through every proxy, and keep enough history on the server (ssehub: --history-size, --history-ttl).',
+    },
+  ];
+}

@@ -1,0 +1,5 @@
+/** `ssehub/doctor`: diagnose an SSE endpoint through whatever stands in front of it. */
+export { COMMON_TIMEOUTS, type Finding, LATE_MS, type Probe, type ResumeResult, type Severity, checkProbes, checkResponse, checkResume, checkStream, heartbeatOf, isEventStream } from './checks.js';
+export { type ConnectOptions, type Observation, ObservedStream, type SeenEvent } from './connection.js';
+export { type DoctorOptions, type DoctorReport, runDoctor } from './doctor.js';
+export { formatReport } from './report.js';
