@@ -61,6 +61,8 @@ Exit code: 0 when nothing is wrong, 1 when a problem or warning was found, 2 on 
   --ca FILE               trust this PEM CA certificate too
 `;
 
+const DOCTOR_VALUE_OPTIONS = new Set(['--duration', '--token', '--subscriber-token', '--topic', '--header', '--ca']);
+
 /** A doctor usage error: the message, and exit code 2. */
 class UsageError extends Error {}
 
@@ -84,6 +86,7 @@ async function doctor(argv: string[]): Promise<number> {
       else if (flag === '--publish') options.publish = true;
       else if (flag === '--insecure') options.insecure = true;
       else {
+        if (!DOCTOR_VALUE_OPTIONS.has(flag)) throw new UsageError(`unknown option ${flag}; run "ssehub doctor --help"`);
         const value = argv[++i];
         if (value === undefined) throw new UsageError(`${flag} expects a value`);
         if (flag === '--duration') {
@@ -100,13 +103,13 @@ async function doctor(argv: string[]): Promise<number> {
           const m = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):\s*(.*)$/.exec(value);
           if (m === null) throw new UsageError(`--header expects "NAME: VALUE", got "${value}"`);
           options.headers[(m[1] as string).toLowerCase()] = m[2] as string;
-        } else if (flag === '--ca') {
+        } else {
           try {
             options.ca = readFileSync(value, 'utf8');
           } catch (error) {
             throw new UsageError(`--ca: cannot read ${value}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
           }
-        } else throw new UsageError(`unknown option ${flag}; run "ssehub doctor --help"`);
+        }
       }
     }
     if (url === undefined) throw new UsageError('give the URL of the SSE endpoint, e.g. ssehub doctor https://example.com/.well-known/mercure?topic=x');

@@ -34,13 +34,15 @@ export function closeGracefully(streams: Iterable<Stream>, options: DrainOptions
 
   const closed = Promise.all(list.map((s) => new Promise<void>((resolve) => (s.open ? s.once('close', () => resolve()) : resolve()))));
   let next = 0;
+  let timer: NodeJS.Timeout | undefined;
   const closeBatch = (): void => {
     for (const stream of list.slice(next, next + perBatch)) stream.close(reason);
     next += perBatch;
-    if (next < list.length) setTimeout(closeBatch, gap);
+    if (next < list.length) timer = setTimeout(closeBatch, gap);
   };
   closeBatch();
-  return closed.then(() => undefined);
+  // Streams may all close early (their clients left): then no batch timer may keep the process alive.
+  return closed.then(() => clearTimeout(timer));
 }
 
 /** A set of streams that forgets each one when it closes. */

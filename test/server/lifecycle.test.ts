@@ -117,6 +117,17 @@ describe('stream lifecycle', () => {
     await new StreamSet().close();
   });
 
+  it('leaves no batch timer behind when every stream closes before the drain window ends', async () => {
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    const streams = Array.from({ length: 10 }, () => new Stream(recordingSink(), { heartbeat: false, closeTimeout: 0 }));
+    const drained = closeGracefully(streams, { window: 60_000, batchInterval: 100 });
+    // The clients leave on their own while the drain is still in its first batch.
+    for (const s of streams) s.destroy('client-closed');
+    await drained;
+    assert.equal(timers(), before, 'a batch timer of a finished drain would keep the process alive for the rest of the window');
+  });
+
   it('broadcasts one encoding: every stream is handed the same bytes object', () => {
     const sinks = [recordingSink(), recordingSink(), recordingSink()];
     const streams = sinks.map((s) => new Stream(s, { heartbeat: false }));
