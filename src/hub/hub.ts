@@ -7,9 +7,12 @@ import type { CloseReason } from '../server/index.js';
 import { StreamSet } from '../server/index.js';
 import type { HubConfig } from './config.js';
 import { HubMetrics } from './metrics.js';
-import type { Subscriber } from './subscriber.js';
+import { Batch, type Subscriber } from './subscriber.js';
 import type { Transport } from './transports/index.js';
-import { type Update, eventBytes } from './update.js';
+import type { Update } from './update.js';
+
+/** Subscribers served per turn of the event loop during a fan-out pass. */
+const FAN_OUT_SLICE = 2000;
 
 /** Why the hub is not ready, or `undefined` when it is. */
 export type NotReady = 'draining' | 'transport-unavailable' | 'over-connection-budget' | undefined;
@@ -28,12 +31,15 @@ export class Hub {
   readonly perAddress = new Map<string, number>();
   #draining = false;
   #unsubscribe: () => void;
+  /** Updates dispatched since the current fan-out pass took its batch. */
+  #batch: Update[] = [];
+  #passScheduled = false;
 
   constructor(config: HubConfig, transport: Transport, log: Logger) {
     this.config = config;
     this.transport = transport;
     this.log = log;
-    this.#unsubscribe = transport.subscribe((update) => this.#fanOut(update));
+    this.#unsubscribe = transport.subscribe((update) => this.#enqueue(update));
   }
 
   /** `true` once shutdown began: new subscriptions are refused and readiness fails. */
@@ -82,12 +88,43 @@ export class Hub {
     );
   }
 
-  #fanOut(update: Update): void {
+  /**
+   * Fan-out is asynchronous and batched: the publisher is answered once its update is stored, and
+   * a pass delivers every update dispatched since the last one. Updates that arrive while a pass
+   * runs are coalesced into the next, so a subscriber gets them in one write (the kernel's write
+   * per socket is what fan-out costs). A pass works in slices, yielding to the event loop so that
+   * connections and publishes keep being accepted during a fan-out to many subscribers.
+   */
+  #enqueue(update: Update): void {
+    this.#batch.push(update);
+    if (this.#passScheduled) return;
+    this.#passScheduled = true;
+    setImmediate(() => this.#pass());
+  }
+
+  #pass(): void {
+    const updates = this.#batch;
+    this.#batch = [];
+    const batch = new Batch(updates);
+    // A snapshot: a subscriber admitted during the pass starts from the next batch (its replay, if
+    // any, covers these updates, as it would have without batching).
+    const subscribers = [...this.subscribers];
+    let next = 0;
     let delivered = 0;
-    const bytes = eventBytes(update);
-    for (const subscriber of this.subscribers) if (subscriber.deliver(update, bytes)) delivered++;
-    this.metrics.deliveries.inc(delivered);
-    if (update.publishedAt !== undefined) this.metrics.deliveryLatency.observe((Date.now() - update.publishedAt) / 1000);
+    const slice = (): void => {
+      const end = Math.min(next + FAN_OUT_SLICE, subscribers.length);
+      for (; next < end; next++) delivered += (subscribers[next] as Subscriber).deliverBatch(batch);
+      if (next < subscribers.length) {
+        setImmediate(slice);
+        return;
+      }
+      this.metrics.deliveries.inc(delivered);
+      const now = Date.now();
+      for (const update of updates) if (update.publishedAt !== undefined) this.metrics.deliveryLatency.observe((now - update.publishedAt) / 1000);
+      if (this.#batch.length > 0) setImmediate(() => this.#pass());
+      else this.#passScheduled = false;
+    };
+    slice();
   }
 
   /** Graceful shutdown: readiness off, streams closed in batches over the drain window, then the transport. */

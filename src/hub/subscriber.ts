@@ -8,6 +8,25 @@ import type { Stream } from '../server/index.js';
 import { type Matcher, compileSelector, matchesAny } from './selector.js';
 import { type Update, eventBytes } from './update.js';
 
+/**
+ * The updates of one fan-out pass, with their encoded events joined once: a subscriber that
+ * receives all of them (the usual case) gets these very bytes in one write.
+ */
+export class Batch {
+  readonly updates: Update[];
+  #all: Buffer | undefined;
+
+  constructor(updates: Update[]) {
+    this.updates = updates;
+  }
+
+  /** Every update's event, in order, as one buffer (built on first use). */
+  get all(): Buffer {
+    this.#all ??= this.updates.length === 1 ? eventBytes(this.updates[0] as Update) : Buffer.concat(this.updates.map(eventBytes));
+    return this.#all;
+  }
+}
+
 /** One connected client. */
 export class Subscriber {
   /** `urn:uuid:…`, used in subscription events and logs. */
@@ -25,6 +44,8 @@ export class Subscriber {
   #pending: Update[] | undefined = [];
   #overflowed = false;
   #maxPending: number;
+  /** The transport position its replay covered: a later-delivered update at or before it was already written. */
+  #head = -1n;
 
   constructor(init: { id: string; selectors: string[]; privateMatchers: Matcher[]; address: string; payload: unknown; maxPending: number }) {
     this.id = init.id;
@@ -58,14 +79,44 @@ export class Subscriber {
       else this.#pending.push(update);
       return false;
     }
-    if (this.stream === undefined || !this.canReceive(update)) return false;
+    if (this.stream === undefined || !this.#wants(update)) return false;
     return this.stream.write(bytes);
+  }
+
+  /**
+   * A live update it may receive and has not had yet. Fan-out runs in passes after dispatch, so an
+   * update its replay already wrote can still reach it from a pass that began before it went live.
+   */
+  #wants(update: Update): boolean {
+    return (update.seq === undefined || update.seq > this.#head) && this.canReceive(update);
+  }
+
+  /** Hands a fan-out pass's updates to the subscriber in one write, skipping those it may not receive. Returns how many were written. */
+  deliverBatch(batch: Batch): number {
+    const updates = batch.updates;
+    if (updates.length === 1) return this.deliver(updates[0] as Update, batch.all) ? 1 : 0;
+    if (this.#pending !== undefined) {
+      for (const update of updates) this.deliver(update);
+      return 0;
+    }
+    if (this.stream === undefined) return 0;
+    let matching: Update[] | undefined;
+    for (let i = 0; i < updates.length; i++) {
+      const update = updates[i] as Update;
+      if (this.#wants(update)) matching?.push(update);
+      // The first update it may not receive: from here on, collect the ones it may.
+      else matching ??= updates.slice(0, i);
+    }
+    if (matching === undefined) return this.stream.write(batch.all, updates.length) ? updates.length : 0;
+    if (matching.length === 0) return 0;
+    return this.stream.write(Buffer.concat(matching.map(eventBytes)), matching.length) ? matching.length : 0;
   }
 
   /** Ends the replay: writes the buffered live updates that come after `head`, then goes live. Returns how many were written. */
   goLive(head: bigint): number {
     const pending = this.#pending ?? [];
     this.#pending = undefined;
+    this.#head = head;
     if (this.#overflowed) {
       this.stream?.destroy('slow-consumer');
       return 0;
