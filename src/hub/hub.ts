@@ -7,6 +7,7 @@ import type { CloseReason } from '../server/index.js';
 import { StreamSet } from '../server/index.js';
 import type { HubConfig } from './config.js';
 import { HubMetrics } from './metrics.js';
+import { isExactSelector } from './selector.js';
 import { Batch, type Subscriber } from './subscriber.js';
 import type { Transport } from './transports/index.js';
 import type { Update } from './update.js';
@@ -31,6 +32,10 @@ export class Hub {
   readonly perAddress = new Map<string, number>();
   #draining = false;
   #unsubscribe: () => void;
+  /** Subscribers whose selectors are all exact topics, by topic: a pass visits only those an update names. */
+  readonly #byTopic = new Map<string, Set<Subscriber>>();
+  /** Subscribers with a template or `*` selector: every pass visits them. */
+  readonly #anyTopic = new Set<Subscriber>();
   /** Updates dispatched since the current fan-out pass took its batch. */
   #batch: Update[] = [];
   #passScheduled = false;
@@ -65,12 +70,15 @@ export class Hub {
   /** Registers a subscriber (from now on it receives live updates, buffered until it goes live) and counts it against its address. */
   admit(subscriber: Subscriber): void {
     this.subscribers.add(subscriber);
+    this.#index(subscriber, true);
     if (this.config.maxConnectionsPerIp > 0) this.perAddress.set(subscriber.address, (this.perAddress.get(subscriber.address) ?? 0) + 1);
   }
 
   /** Forgets a subscriber; safe to call more than once. */
   release(subscriber: Subscriber): void {
-    if (!this.subscribers.delete(subscriber) || this.config.maxConnectionsPerIp === 0) return;
+    if (!this.subscribers.delete(subscriber)) return;
+    this.#index(subscriber, false);
+    if (this.config.maxConnectionsPerIp === 0) return;
     const n = (this.perAddress.get(subscriber.address) ?? 1) - 1;
     if (n <= 0) this.perAddress.delete(subscriber.address);
     else this.perAddress.set(subscriber.address, n);
@@ -102,13 +110,42 @@ export class Hub {
     setImmediate(() => this.#pass());
   }
 
+  #index(subscriber: Subscriber, add: boolean): void {
+    const exact = subscriber.selectors.every(isExactSelector);
+    if (!exact) {
+      if (add) this.#anyTopic.add(subscriber);
+      else this.#anyTopic.delete(subscriber);
+      return;
+    }
+    for (const topic of subscriber.selectors) {
+      let set = this.#byTopic.get(topic);
+      if (add) {
+        if (set === undefined) this.#byTopic.set(topic, (set = new Set()));
+        set.add(subscriber);
+      } else if (set !== undefined) {
+        set.delete(subscriber);
+        if (set.size === 0) this.#byTopic.delete(topic);
+      }
+    }
+  }
+
+  /** The subscribers a batch may concern: those of its topics, and every one with a template or `*`. */
+  #candidates(updates: readonly Update[]): Subscriber[] {
+    const topics = new Set<string>();
+    for (const update of updates) for (const topic of update.topics) topics.add(topic);
+    if (topics.size === 1 && this.#anyTopic.size === 0) return [...(this.#byTopic.get(topics.values().next().value as string) ?? [])];
+    const candidates = new Set(this.#anyTopic);
+    for (const topic of topics) for (const subscriber of this.#byTopic.get(topic) ?? []) candidates.add(subscriber);
+    return [...candidates];
+  }
+
   #pass(): void {
     const updates = this.#batch;
     this.#batch = [];
     const batch = new Batch(updates);
     // A snapshot: a subscriber admitted during the pass starts from the next batch (its replay, if
     // any, covers these updates, as it would have without batching).
-    const subscribers = [...this.subscribers];
+    const subscribers = this.#candidates(updates);
     let next = 0;
     let delivered = 0;
     const slice = (): void => {

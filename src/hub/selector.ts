@@ -130,6 +130,11 @@ export function templateMatcher(template: string): Matcher {
   };
 }
 
+/** `true` for a selector that matches exactly one topic, itself (not `*`, not a template). */
+export function isExactSelector(selector: string): boolean {
+  return selector !== '*' && !selector.includes('{');
+}
+
 /** Compiles a selector (cached); throws HttpError 400 for a malformed template. */
 export function compileSelector(selector: string): Matcher {
   let matcher = cache.get(selector);

@@ -128,4 +128,37 @@ describe('fan-out in batches', () => {
     assert.ok(sinks.every((k) => k.chunks.length === 1 && k.text().includes('id: u1')));
     await hub.shutdown();
   });
+
+  it('visits only the subscribers of the batch’s topics, and every template or * subscriber', async () => {
+    const config = loadConfig({ argv: ['--jwt-key', 'k'.repeat(32), '--transport', 'memory'] });
+    const hub = new Hub(config, new MemoryTransport({ size: 100, ttl: 0 }), pino({ level: 'silent' }));
+    const visits = new Map<string, number>();
+    class Counting extends Subscriber {
+      override deliverBatch(batch: Batch): number {
+        visits.set(this.id, (visits.get(this.id) ?? 0) + 1);
+        return super.deliverBatch(batch);
+      }
+    }
+    const make = (id: string, selectors: string[]) => {
+      const s = new Counting({ id, selectors, privateMatchers: [], address: '127.0.0.1', payload: undefined, maxPending: 10 });
+      s.stream = new Stream(recordingSink(), { heartbeat: false, retry: false });
+      hub.admit(s);
+      s.goLive(-1n);
+      return s;
+    };
+    make('on-a', ['a']);
+    make('on-b', ['b']);
+    make('on-a-and-c', ['c', 'a']);
+    make('template', ['{x}']);
+    make('star', ['*']);
+    const gone = make('gone', ['a']);
+    hub.release(gone);
+    await hub.publish({ id: 'u1', topics: ['a'], data: '1', private: false });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(Object.fromEntries(visits), { 'on-a': 1, 'on-a-and-c': 1, template: 1, star: 1 });
+    await hub.publish({ id: 'u2', topics: ['c', 'b'], data: '2', private: false });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(Object.fromEntries(visits), { 'on-a': 1, 'on-b': 1, 'on-a-and-c': 2, template: 2, star: 2 });
+    await hub.shutdown();
+  });
 });
