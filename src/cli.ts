@@ -231,6 +231,10 @@ async function serve(argv: string[]): Promise<number> {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () => {
       if (stopping) {
+        // A second signal to a single hub means "now": give up the drain. A worker ignores it: Ctrl-C
+        // and systemd signal the whole process group, so the primary's forwarded SIGTERM comes on
+        // top of the worker's own, and the primary is the one that decides to stop waiting.
+        if (cluster.isWorker) return;
         process.exit(1);
       }
       stopping = true;

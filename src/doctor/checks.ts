@@ -46,9 +46,12 @@ export interface ResumeResult {
   error: string | undefined;
 }
 
-/** Idle timeouts that commonly cut streams, in seconds: a heartbeat must come more often than each. */
+/**
+ * Idle timeouts that commonly cut streams, in seconds: a heartbeat must come more often than each.
+ * (Limits on a response's whole duration, such as Google Cloud's backend service timeout, are not
+ * here: no heartbeat helps against them; they must be above the server's stream lifetime.)
+ */
 export const COMMON_TIMEOUTS: readonly { what: string; seconds: number }[] = [
-  { what: 'Google Cloud load balancer backend timeout (default 30 s)', seconds: 30 },
   { what: 'HAProxy timeout client/server (often 30 s)', seconds: 30 },
   { what: 'Heroku router (55 s)', seconds: 55 },
   { what: 'nginx proxy_read_timeout (default 60 s)', seconds: 60 },
@@ -221,7 +224,7 @@ export function checkStream(o: Observation, windowEnd: number): Finding[] {
         : `It ended although bytes came every ${seconds(hb.interval ?? hb.longestSilence)} or so: an absolute time limit rather than an idle one (or the server's own stream lifetime).`,
       advice: idle
         ? `Send a heartbeat more often than the timeout: below ${seconds(at)}, e.g. ssehub serve --heartbeat ${suggest}s, or raise the proxy's timeout (nginx proxy_read_timeout, HAProxy timeout server/client, the load balancer's idle timeout).`
-        : 'If this is a proxy limit, raise it (HAProxy "timeout tunnel", a load balancer\'s maximum request time); clients resume with Last-Event-ID, but each cut costs a reconnect.',
+        : 'If a proxy or load balancer limits how long a response may last (e.g. Google Cloud\'s backend service timeout), raise it above the server\'s stream lifetime (ssehub: --write-timeout); clients resume with Last-Event-ID, but each cut costs a reconnect.',
     });
   } else if (hb.interval !== undefined) {
     const exceeded = COMMON_TIMEOUTS.filter((t) => hb.interval !== undefined && hb.interval >= t.seconds * 1000);

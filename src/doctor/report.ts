@@ -15,7 +15,7 @@ export function formatReport(report: DoctorReport): string {
     if (f.advice !== undefined && (f.severity === 'warn' || f.severity === 'fail' || f.severity === 'info')) lines.push(`         → ${f.advice}`);
   }
   const t = report.timings;
-  lines.push('', `timings: headers ${ms(t.headers)}, first byte ${ms(t.firstByte)}, first event ${ms(t.firstEvent)}${t.ended !== undefined ? `, ended by the other side at ${ms(t.ended)}` : ''}`);
+  lines.push('', `timings: headers ${ms(t.headers)}, first byte ${ms(t.firstByte)}, first event ${ms(t.firstEvent)}${t.ended !== undefined && report.status !== undefined ? `, stream ended at ${ms(t.ended)}` : ''}`);
   const { fail, warn } = report.summary;
   lines.push(report.ok ? 'verdict: nothing wrong found' : `verdict: ${fail} problem${fail === 1 ? '' : 's'}, ${warn} warning${warn === 1 ? '' : 's'}`, '');
   return lines.join('\n');
