@@ -1,18 +1,21 @@
 // The deployment files (deploy/nginx.conf, deploy/haproxy.cfg) in front of a real hub, with the
 // real proxies (issue 6): updates pass through unbuffered, an idle stream survives a short proxy
 // idle timeout thanks to the heartbeat, Last-Event-ID resume works, and compression enabled on
-// the proxy does not touch the stream. Each check that could pass for the wrong reason has a
-// control showing that the same proxy does fail it when the protection is taken away.
+// the proxy does not touch the stream; with two hubs behind it, one of them draining, new
+// subscribers all reach the other while each publish reaches one hub only. Each check that could
+// pass for the wrong reason has a control showing that the same proxy does fail it when the
+// protection is taken away.
 import assert from 'node:assert/strict';
 import { type IncomingHttpHeaders, request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { HUB_PATH, type TestHub, startTestHub } from '../helpers/hub.js';
-import { listen } from '../helpers/http.js';
+import { type TestServer, listen } from '../helpers/http.js';
 import {
   HAPROXY_BINARY,
   NGINX_BINARY,
   type Proxy,
+  type Upstreams,
   proxySkipReason,
   setHaproxyTimeout,
   setNginxDirective,
@@ -101,10 +104,71 @@ async function publishInLockstep(proxy: Proxy, hub: TestHub, sub: SseRecorder, t
   assert.deepEqual(datas(sub).slice(before), Array.from({ length: count }, (_, i) => `update ${i + 1}`));
 }
 
+/** Deletes the (uncommented) lines matching each of `patterns` from a configuration; throws if one matches nothing. */
+function deleteLines(text: string, patterns: RegExp[]): string {
+  let result = text;
+  for (const pattern of patterns) {
+    const line = new RegExp(`^[ \\t]*${pattern.source}.*\\n`, 'gm');
+    if (!line.test(result)) throw new Error(`no line matching ${pattern} in the configuration`);
+    result = result.replace(line, '');
+  }
+  return result;
+}
+
+/** What the deploy files do against a draining hub, and how the controls take it away. */
+const SEVERAL_HUBS = {
+  nginx: {
+    /** The file as it is. */
+    shipped: (conf: string) => conf,
+    /** nginx's default: a 503 goes back to the client. */
+    noRetry: (conf: string) => setNginxDirective(conf, 'proxy_next_upstream', 'error timeout'),
+    /** Publishes passed on to the next hub too. */
+    retryPublishes: (conf: string) => setNginxDirective(conf, 'proxy_next_upstream', 'error timeout http_503 non_idempotent'),
+  },
+  haproxy: {
+    // HAProxy's health check takes a draining hub out after two failed checks (2 to 4 s as
+    // shipped). Subscribers that come before that are what the retries are for; here the checks
+    // are made rare so that they cannot take the hub out during the test, in the run with the
+    // retries and in the control without them alike: only the retries make the difference.
+    shipped: (cfg: string) => rareChecks(cfg),
+    noRetry: (cfg: string) => deleteLines(rareChecks(cfg), [/retry-on\b/, /option[ \t]+redispatch\b/, /http-request[ \t]+disable-l7-retry\b/]),
+    retryPublishes: (cfg: string) => deleteLines(rareChecks(cfg), [/http-request[ \t]+disable-l7-retry\b/]),
+  },
+};
+
+function rareChecks(cfg: string): string {
+  const pattern = /^([ \t]*server[ \t].*\bcheck\b.*\binter[ \t]+)\S+/gm;
+  if (!pattern.test(cfg)) throw new Error('no "server … check inter" line in the HAProxy configuration');
+  return cfg.replace(pattern, (_all, head: string) => `${head}1m`);
+}
+
+/** A hub stand-in that refuses every publish and subscribe with 503 (as a hub does when its transport is down) but passes health checks, and records the publishes it received. */
+async function refusingUpstream(): Promise<TestServer & { publishedIds: string[] }> {
+  const publishedIds: string[] = [];
+  const server = await listen((req, res) => {
+    if (req.url === '/healthz' || req.url === '/readyz') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (req.method === 'POST') publishedIds.push(new URLSearchParams(Buffer.concat(chunks).toString()).get('id') ?? '(no id)');
+      res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '1' }).end('the update may not have been stored\n');
+    });
+  });
+  return { ...server, publishedIds };
+}
+
+/** The IDs in a hub's history. */
+async function storedIds(hub: TestHub): Promise<string[]> {
+  return (await hub.hub.transport.history('earliest', () => true)).updates.map((u) => u.id);
+}
+
 interface ProxyKind {
   name: 'nginx' | 'haproxy';
   binary: string;
-  start(upstream: string, opts?: { edit?: (text: string) => string; http?: string }): Promise<Proxy>;
+  start(upstreams: Upstreams, opts?: { edit?: (text: string) => string; http?: string }): Promise<Proxy>;
   /** The proxy with compression enabled the way a user would, for text/event-stream and text/plain. */
   startCompressing(upstream: string): Promise<Proxy>;
 }
@@ -113,13 +177,13 @@ const KINDS: ProxyKind[] = [
   {
     name: 'nginx',
     binary: NGINX_BINARY,
-    start: (upstream, opts = {}) => startNginx(upstream, opts),
+    start: (upstreams, opts = {}) => startNginx(upstreams, opts),
     startCompressing: (upstream) => startNginx(upstream, { http: NGINX_GZIP }),
   },
   {
     name: 'haproxy',
     binary: HAPROXY_BINARY,
-    start: (upstream, opts = {}) => startHaproxy(upstream, opts.edit === undefined ? {} : { edit: opts.edit }),
+    start: (upstreams, opts = {}) => startHaproxy(upstreams, opts.edit === undefined ? {} : { edit: opts.edit }),
     startCompressing: (upstream) => startHaproxy(upstream, { edit: haproxyCompression }),
   },
 ];
@@ -322,5 +386,107 @@ for (const kind of KINDS) {
         }
       });
     }
+
+    /**
+     * Two hubs behind one proxy configured with `edit`; hub A drains (with streams left to close,
+     * so that it keeps draining and answering 503 throughout) while 20 subscribes go through the
+     * proxy. Returns their statuses; `during` runs while A drains too.
+     */
+    const subscribeWhileOneDrains = async (edit: (text: string) => string, during: (proxy: Proxy, a: TestHub, b: TestHub) => Promise<void> = async () => {}) => {
+      // A long drain window: A closes one of its three streams at once and the next ones only
+      // seconds later, and the test closes them itself (so A finishes early) once it is done.
+      const a = await startHub(['--drain-timeout', '60s']);
+      const b = await startHub([]);
+      const two = await startProxy(() => kind.start([upstreamOf(a), upstreamOf(b)], { edit }));
+      const held = await Promise.all([1, 2, 3].map(() => openSse(`${a.hubUrl}?topic=${encodeURIComponent('https://example.com/held')}`)));
+      open.push(...held);
+      const drained = a.close();
+      try {
+        const ready = await fetch(`${a.url}/readyz`);
+        assert.equal(ready.status, 503, `hub A is not draining: /readyz answered ${ready.status}`);
+        const refused = await openSse(`${a.hubUrl}?topic=x`);
+        refused.close();
+        assert.equal(refused.status, 503, 'hub A, draining, did not refuse a subscriber with 503');
+
+        const statuses: number[] = [];
+        for (let i = 0; i < 20; i++) {
+          const sub = await within(openSse(subscribeUrl(two, `https://example.com/${kind.name}/several/${i}`)), STEP_MS, `subscribe ${i} got no answer\n${two.log()}`);
+          statuses.push(sub.status);
+          sub.close();
+        }
+        await during(two, a, b);
+        // A was still draining (listening, answering 503) all along: the proxy saw refusals, not a closed port.
+        assert.ok(a.hub.draining && a.hub.streams.size > 0, 'hub A finished draining during the test: the subscribes did not all meet a draining hub');
+        return statuses;
+      } finally {
+        for (const sub of held) sub.close();
+        await drained;
+      }
+    };
+
+    it('with two hubs, one draining, sends every new subscriber to the other hub, and each publish to one hub', { timeout: 60_000 }, async () => {
+      const published: string[] = [];
+      const statuses = await subscribeWhileOneDrains(SEVERAL_HUBS[kind.name].shipped, async (two, a, b) => {
+        // A draining hub still accepts publishes (publishers are not EventSources): whichever
+        // hub gets one stores it, and no hub gets it twice.
+        for (let i = 1; i <= 6; i++) {
+          const id = `${kind.name}-while-draining-${i}`;
+          await publishVia(two, b, { topic: 'https://example.com/draining', id, data: String(i) });
+          published.push(id);
+        }
+        const stored = [...(await storedIds(a)), ...(await storedIds(b))];
+        assert.deepEqual([...stored].sort(), [...published].sort(), `each publish must be stored exactly once, by one of the two hubs\n${two.log()}`);
+      });
+      assert.deepEqual(statuses, Array(20).fill(200), `a subscriber got the draining hub's 503 through ${kind.name}, which EventSource does not retry`);
+    });
+
+    it(`control: without the deploy file's ${kind.name === 'nginx' ? '`http_503` in proxy_next_upstream' : 'retry-on, redispatch and disable-l7-retry lines'}, subscribers get the draining hub's 503`, { timeout: 60_000 }, async () => {
+      const statuses = await subscribeWhileOneDrains(SEVERAL_HUBS[kind.name].noRetry);
+      assert.ok(statuses.includes(503), `no subscribe reached the draining hub without the retry directives: the check above proves nothing (${JSON.stringify(statuses)})`);
+      assert.ok(statuses.every((s) => s === 200 || s === 503), JSON.stringify(statuses));
+    });
+
+    /**
+     * A real hub and a stand-in that refuses every publish with 503, behind one proxy configured
+     * with `edit`; publishes go through until one has reached the stand-in. Returns where each
+     * publish ended up and what the publisher was answered.
+     */
+    const publishNextToARefusingHub = async (edit: (text: string) => string) => {
+      const b = await startHub([]);
+      const refusing = await refusingUpstream();
+      try {
+        const two = await startProxy(() => kind.start([new URL(refusing.url).host, upstreamOf(b)], { edit }));
+        const answers = new Map<string, number>();
+        for (let i = 1; i <= 20 && refusing.publishedIds.length === 0; i++) {
+          const id = `${kind.name}-refused-${i}`;
+          const res = await fetch(`${two.url}${HUB_PATH}`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${b.adminToken}`, 'content-type': 'application/x-www-form-urlencoded' },
+            body: new URLSearchParams({ topic: 'https://example.com/refused', id, data: String(i) }).toString(),
+          });
+          await res.text();
+          answers.set(id, res.status);
+        }
+        assert.ok(refusing.publishedIds.length > 0, `20 publishes through ${kind.name}, none reached the refusing hub: the check proves nothing\n${two.log()}`);
+        return { answers, refused: refusing.publishedIds, stored: await storedIds(b), log: two.log() };
+      } finally {
+        await refusing.close();
+      }
+    };
+
+    it('never sends a publish to a second hub: a publish refused with 503 goes back to the publisher', T, async () => {
+      const { answers, refused, stored, log } = await publishNextToARefusingHub(SEVERAL_HUBS[kind.name].shipped);
+      // Each publish reached exactly one of the two upstreams, and the publisher got that one's answer.
+      assert.deepEqual([...refused, ...stored].sort(), [...answers.keys()].sort(), `a publish was sent to both hubs (refused by one: ${JSON.stringify(refused)}, stored by the other: ${JSON.stringify(stored)})\n${log}`);
+      for (const id of refused) assert.equal(answers.get(id), 503, `publish ${id}, refused by one hub, was answered ${answers.get(id)}`);
+      for (const id of stored) assert.equal(answers.get(id), 200, `publish ${id}, stored, was answered ${answers.get(id)}`);
+    });
+
+    it(`control: with ${kind.name === 'nginx' ? '`non_idempotent` in proxy_next_upstream' : 'the disable-l7-retry line removed'}, a publish refused by one hub is sent to the other too`, T, async () => {
+      const { answers, refused, stored } = await publishNextToARefusingHub(SEVERAL_HUBS[kind.name].retryPublishes);
+      const twice = refused.filter((id) => stored.includes(id));
+      assert.ok(twice.length > 0, `no publish reached both hubs without the protection: the check above proves nothing (refused ${JSON.stringify(refused)}, stored ${JSON.stringify(stored)})`);
+      for (const id of twice) assert.equal(answers.get(id), 200);
+    });
   });
 }

@@ -57,4 +57,36 @@ describe('--workers', () => {
     assert.equal(await hub.kill('SIGTERM'), 0);
     assert.deepEqual(workerPids(primary), []);
   });
+
+  it('drains every stream when each worker gets its own SIGTERM and then the primary forwards one (Ctrl-C, systemd: the whole process group is signalled)', { timeout: 90_000 }, async () => {
+    const redis = await startRedisServer();
+    after(() => redis.stop());
+    // 10 streams over 3 workers, each worker closing its streams one by one over 2 s: at the
+    // primary's signal (after the first stream has ended) most of them are still open.
+    const hub = await startHubProcess(['--transport', `${redis.url}/0`, '--anonymous', '--workers', '3', '--drain-timeout', '2s']);
+    after(() => hub.kill('SIGKILL'));
+    const primary = hub.child.pid as number;
+    await until(() => workerPids(primary).length === 3, 'three workers');
+    const workers = workerPids(primary);
+
+    const subs = await Promise.all(Array.from({ length: 10 }, () => openSse(`${hub.hubUrl}?topic=group`)));
+    after(() => subs.forEach((s) => s.close()));
+    for (const s of subs) assert.equal(s.status, 200, s.text);
+    // The hint every stream gets when it opens: a graceful end adds a second one.
+    await Promise.all(subs.map((s) => s.until((r) => r.retries.length === 1, 'the retry hint sent on connect')));
+
+    // What a process-group signal does: every worker gets SIGTERM itself, and the primary too,
+    // which then forwards SIGTERM to each worker, already draining.
+    for (const pid of workers) process.kill(pid, 'SIGTERM');
+    await until(() => subs.some((s) => s.ended), 'a worker starting to drain (its first stream ended)', 10_000);
+    const openAtForward = subs.filter((s) => !s.ended).length;
+    assert.ok(openAtForward > 0, 'every stream had already ended before the primary was signalled: the test would prove nothing');
+    const exitCode = await hub.kill('SIGTERM');
+
+    await Promise.all(subs.map((s) => s.done));
+    const cut = subs.filter((s) => s.retries.length !== 2 || !/\nretry: \d+\n\n$/.test(s.text)).map((s) => JSON.stringify(s.text));
+    assert.deepEqual(cut, [], `${cut.length} of 10 streams (${openAtForward} still open when the primary forwarded SIGTERM) ended without the drain's closing retry hint, cut by a worker that took the forwarded SIGTERM as "stop now":\n${cut.join('\n')}\n${hub.stderr()}`);
+    assert.equal(exitCode, 0, hub.stderr());
+    assert.deepEqual(workerPids(primary), []);
+  });
 });

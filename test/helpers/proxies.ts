@@ -61,10 +61,29 @@ export function setHaproxyTimeout(cfg: string, which: 'client' | 'server', value
   return replaceRequired(cfg, pattern, (_all, indent) => `${indent}timeout ${which} ${value}`, `"timeout ${which}"`);
 }
 
-/** Points the deploy file's upstream (`DEPLOY_UPSTREAM`) at `upstream`. */
-function pointAt(text: string, upstream: string, keyword: RegExp): string {
-  const pattern = new RegExp(`^([ \\t]*${keyword.source}[ \\t]+)${escapeRegExp(DEPLOY_UPSTREAM)}(?=[\\s;])`, 'gm');
-  return replaceRequired(text, pattern, (_all, head) => `${head}${upstream}`, `upstream ${DEPLOY_UPSTREAM}`);
+/** One upstream ("127.0.0.1:PORT") or several. */
+export type Upstreams = string | readonly string[];
+
+function upstreamList(upstreams: Upstreams): readonly string[] {
+  const list = typeof upstreams === 'string' ? [upstreams] : upstreams;
+  if (list.length === 0) throw new Error('no upstream given');
+  return list;
+}
+
+/**
+ * Points the deploy file's upstream (`DEPLOY_UPSTREAM`) at `upstreams`: each (uncommented) line
+ * naming it is repeated once per upstream. `keyword` (without capture groups) matches what
+ * precedes the address on that line; `rename` may change that part per copy (HAProxy's server name).
+ */
+function pointAt(text: string, upstreams: Upstreams, keyword: RegExp, rename: (head: string, index: number) => string = (head) => head): string {
+  const list = upstreamList(upstreams);
+  const pattern = new RegExp(`^([ \\t]*${keyword.source}[ \\t]+)${escapeRegExp(DEPLOY_UPSTREAM)}(?=[\\s;])(.*)$`, 'gm');
+  return replaceRequired(
+    text,
+    pattern,
+    (_all, head, tail) => list.map((upstream, i) => `${rename(head ?? '', i)}${upstream}${tail ?? ''}`).join('\n'),
+    `upstream ${DEPLOY_UPSTREAM}`,
+  );
 }
 
 /** Replaces the first (uncommented) line matching `pattern` with `line` and deletes the others. */
@@ -83,9 +102,9 @@ function replaceListeners(text: string, pattern: RegExp, line: (indent: string) 
 }
 
 /** The deploy file with its listen address and upstream rewritten for a test. */
-export function nginxServerConfig(conf: string, port: number, upstream: string): string {
+export function nginxServerConfig(conf: string, port: number, upstreams: Upstreams): string {
   let text = replaceListeners(conf, /^([ \t]*)listen[ \t]+[^;\n]*;/gm, (indent) => `${indent}listen 127.0.0.1:${port};`, 'nginx "listen"');
-  text = pointAt(text, upstream, /server/);
+  text = pointAt(text, upstreams, /server/);
   return text;
 }
 
@@ -121,7 +140,7 @@ ${server}
 }
 
 /** The deploy file with its listen address and upstream rewritten for a test, and what only a system service needs (chroot, user, stats socket, syslog) taken out. */
-export function haproxyTestConfig(cfg: string, port: number, upstream: string): string {
+export function haproxyTestConfig(cfg: string, port: number, upstreams: Upstreams): string {
   let text = cfg
     // A chroot, a user switch and an admin socket in /run need root and a system set-up.
     .replace(/^([ \t]*)(chroot|user|group|stats[ \t]+socket|daemon)\b.*$/gm, '$1# (removed for the test) $2')
@@ -130,7 +149,8 @@ export function haproxyTestConfig(cfg: string, port: number, upstream: string): 
     // maxconn 20000 needs 40000 file descriptors, which a container may not allow (HAProxy 2.6 then refuses to start).
     .replace(/^([ \t]*)maxconn[ \t]+\d+/gm, '$1maxconn 1000');
   text = replaceListeners(text, /^([ \t]*)bind[ \t]+.*$/gm, (indent) => `${indent}bind 127.0.0.1:${port}`, 'HAProxy "bind"');
-  text = pointAt(text, upstream, /server[ \t]+\S+/);
+  // Server names must be unique: the copies of `server hub1 …` become hub1, hub1-2, hub1-3…
+  text = pointAt(text, upstreams, /server[ \t]+\S+/, (head, i) => (i === 0 ? head : head.replace(/^([ \t]*server[ \t]+\S+)/, `$1-${i + 1}`)));
   return text;
 }
 
@@ -245,15 +265,15 @@ async function launch(name: string, binary: string, args: string[], dir: string,
   return { url: `http://127.0.0.1:${port}`, port, log, stop };
 }
 
-/** nginx in front of `upstream` ("127.0.0.1:PORT") using deploy/nginx.conf; `edit` rewrites the deploy file's text before use; `http` adds directives to the http{} block. Resolves once it accepts connections. */
-export async function startNginx(upstream: string, opts: { edit?: (conf: string) => string; http?: string; ready?: Readiness } = {}): Promise<Proxy> {
+/** nginx in front of `upstreams` ("127.0.0.1:PORT", or several: one `server` line each) using deploy/nginx.conf; `edit` rewrites the deploy file's text before use; `http` adds directives to the http{} block. Resolves once it accepts connections. */
+export async function startNginx(upstreams: Upstreams, opts: { edit?: (conf: string) => string; http?: string; ready?: Readiness } = {}): Promise<Proxy> {
   const deploy = readFileSync(NGINX_DEPLOY_FILE, 'utf8');
   const edited = opts.edit === undefined ? deploy : opts.edit(deploy);
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'ssehub-nginx-'));
   const confPath = join(dir, 'nginx.conf');
   try {
-    writeFileSync(confPath, nginxMainConfig(dir, nginxServerConfig(edited, port, upstream), opts.http ?? ''));
+    writeFileSync(confPath, nginxMainConfig(dir, nginxServerConfig(edited, port, upstreams), opts.http ?? ''));
   } catch (error) {
     rmSync(dir, { recursive: true, force: true });
     throw error;
@@ -263,15 +283,15 @@ export async function startNginx(upstream: string, opts: { edit?: (conf: string)
   return launch('nginx', NGINX_BINARY, ['-p', dir, '-c', confPath, '-e', errorLog], dir, port, opts.ready ?? 'http', extraLog);
 }
 
-/** HAProxy in front of `upstream` ("127.0.0.1:PORT") using deploy/haproxy.cfg; `edit` rewrites the deploy file's text before use. Resolves once it accepts connections. */
-export async function startHaproxy(upstream: string, opts: { edit?: (cfg: string) => string; ready?: Readiness } = {}): Promise<Proxy> {
+/** HAProxy in front of `upstreams` ("127.0.0.1:PORT", or several: one `server` line each) using deploy/haproxy.cfg; `edit` rewrites the deploy file's text before use. Resolves once it accepts connections. */
+export async function startHaproxy(upstreams: Upstreams, opts: { edit?: (cfg: string) => string; ready?: Readiness } = {}): Promise<Proxy> {
   const deploy = readFileSync(HAPROXY_DEPLOY_FILE, 'utf8');
   const edited = opts.edit === undefined ? deploy : opts.edit(deploy);
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'ssehub-haproxy-'));
   const cfgPath = join(dir, 'haproxy.cfg');
   try {
-    writeFileSync(cfgPath, haproxyTestConfig(edited, port, upstream));
+    writeFileSync(cfgPath, haproxyTestConfig(edited, port, upstreams));
   } catch (error) {
     rmSync(dir, { recursive: true, force: true });
     throw error;
