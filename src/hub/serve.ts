@@ -41,7 +41,10 @@ export async function startHub(config: HubConfig, options: { logger?: Logger } =
   const server = createHttpServer(config, ctx);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(config.listen.port, config.listen.host, () => {
+    // A deep accept queue: after a restart or a proxy's reload every client reconnects in the same
+    // second, and Node's default of 511 pending connections makes the kernel drop the rest of the
+    // SYNs, each then waiting 1 s or more to retry. (The kernel caps it at net.core.somaxconn.)
+    server.listen({ port: config.listen.port, host: config.listen.host, backlog: 4096 }, () => {
       server.off('error', reject);
       resolve();
     });
