@@ -1,5 +1,5 @@
 /** Streams over node:http and node:http2 (compatibility API) requests and responses. */
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { type IncomingMessage, type OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { lastEventIdFrom, streamHeaders } from '../headers.js';
@@ -64,6 +64,77 @@ class NodeSink implements Sink {
   }
 }
 
+/**
+ * HTTP/1.1 fast path: the stream's bytes go straight to the socket, framed as chunks here. Node's
+ * `res.write` costs a cork, four socket writes and an uncork per call; in a fan-out that runs once
+ * per subscriber per batch, so the fan-out's user CPU is mostly that. A shared buffer (a batch
+ * written to every subscriber, the heartbeat) is framed once. Used only for a plain
+ * ServerResponse whose `write` nobody wrapped (compression middleware does), attached to its socket
+ * (not a pipelined response waiting for its turn), after the headers went out through Node.
+ */
+class SocketSink implements Sink {
+  ondrain: (() => void) | null = null;
+  onclose: ((error?: Error) => void) | null = null;
+  #res: ServerResponse;
+  #socket: Socket;
+  #chunked: boolean;
+  #onDrain = () => this.ondrain?.();
+  #onClose = () => this.onclose?.();
+
+  constructor(res: ServerResponse, socket: Socket) {
+    this.#res = res;
+    this.#socket = socket;
+    this.#chunked = res.chunkedEncoding;
+    socket.on('drain', this.#onDrain);
+    socket.once('close', this.#onClose);
+    res.on('close', () => {
+      socket.off('drain', this.#onDrain);
+      socket.off('close', this.#onClose);
+      this.onclose?.();
+    });
+    res.on('error', (error) => this.onclose?.(error));
+  }
+
+  write(chunk: Uint8Array): boolean {
+    return this.#socket.write(this.#chunked ? framed(chunk) : chunk);
+  }
+
+  alive(): boolean {
+    return !this.#socket.destroyed;
+  }
+
+  end(): void {
+    // Node writes the last chunk (`0\r\n\r\n`) and hands the connection back for keep-alive.
+    this.#res.end();
+  }
+
+  destroy(): void {
+    this.#res.destroy();
+  }
+}
+
+const frames = new WeakMap<Uint8Array, Buffer>();
+const CRLF = Buffer.from('\r\n');
+
+/** `chunk` as one HTTP/1.1 chunk; cached per buffer, so a buffer shared by many streams is framed once. */
+function framed(chunk: Uint8Array): Buffer {
+  let frame = frames.get(chunk);
+  if (frame === undefined) {
+    frame = Buffer.concat([Buffer.from(`${chunk.byteLength.toString(16)}\r\n`, 'latin1'), chunk, CRLF]);
+    frames.set(chunk, frame);
+  }
+  return frame;
+}
+
+/** Whether the fast path applies (see SocketSink). */
+function directSocket(req: NodeRequest, res: NodeResponse): Socket | undefined {
+  if (req.httpVersionMajor !== 1 || req.method === 'HEAD' || !(res instanceof ServerResponse)) return undefined;
+  if (res.write !== ServerResponse.prototype.write || res.end !== ServerResponse.prototype.end) return undefined;
+  const socket = res.socket;
+  if (socket === null || (socket as Socket & { _httpMessage?: unknown })._httpMessage !== res) return undefined;
+  return socket;
+}
+
 /** `true` when the client went away before the stream started. */
 function alreadyClosed(req: NodeRequest, res: NodeResponse): boolean {
   if (res.writableEnded) return true;
@@ -82,7 +153,7 @@ export function lastEventIdOf(req: NodeRequest): string | undefined {
  * Starts an SSE stream on a node:http or node:http2 response: sends the headers and a first
  * comment at once, and returns the Stream. Works for Express too (its req/res are Node's).
  */
-export function createStream(req: NodeRequest, res: NodeResponse, options: StreamOptions = {}): Stream {
+export function createStream(req: NodeRequest, res: NodeResponse, options: StreamOptions & { directWrites?: boolean } = {}): Stream {
   const http1 = req.httpVersionMajor < 2;
   const response = res as unknown as ResponseLike;
   const lastEventId = options.lastEventId ?? lastEventIdOf(req);
@@ -96,6 +167,11 @@ export function createStream(req: NodeRequest, res: NodeResponse, options: Strea
     response.removeHeader('content-length');
     response.removeHeader('content-encoding');
     response.writeHead(200, streamHeaders(http1, options.headers));
+  }
+  const socket = options.directWrites === false ? undefined : directSocket(req, res);
+  if (socket !== undefined) {
+    (res as ServerResponse).flushHeaders();
+    return new Stream(new SocketSink(res as ServerResponse, socket), { ...options, lastEventId });
   }
   const sink = new NodeSink(response, http1 ? (req as IncomingMessage).socket : undefined, () => !alreadyClosed(req, res));
   return new Stream(sink, { ...options, lastEventId });
