@@ -1,15 +1,24 @@
-// `npm run bench [-- NAME...]`: runs the benchmarks under bench/ (not part of npm test).
-// Available: transports (publish-to-delivery latency per transport).
+// `npm run bench [-- NAME [options]]`: runs the benchmarks under bench/ (not part of npm test).
+//   sse         the side-by-side benchmark: nchan, better-sse, bare node:http and the hub
+//               (options: --write, --peers a,b, --scenarios fanout,latency,idle,storm,publish)
+//   transports  publish-to-delivery latency per transport
+// Without a name, runs both. bench/setup.sh installs what the sse benchmark needs (nginx + nchan).
 import { spawnSync } from 'node:child_process';
 
-const all = { transports: 'bench/transport-latency.ts' };
-const names = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(all);
+const all = { sse: 'bench/sse/main.ts', transports: 'bench/transport-latency.ts' };
+const [first, ...rest] = process.argv.slice(2);
+const names = first === undefined || first.startsWith('--') ? Object.keys(all) : [first];
+const options = first === undefined || first.startsWith('--') ? process.argv.slice(2) : rest;
 for (const name of names) {
   const file = all[name];
   if (file === undefined) {
     console.error(`unknown benchmark "${name}"; available: ${Object.keys(all).join(', ')}`);
     process.exit(2);
   }
-  const r = spawnSync(process.execPath, ['--import', 'tsx', file], { stdio: 'inherit' });
+  if (name === 'sse') {
+    const setup = spawnSync('bash', ['bench/setup.sh'], { stdio: 'inherit' });
+    if (setup.status !== 0) process.exit(setup.status ?? 1);
+  }
+  const r = spawnSync(process.execPath, ['--import', 'tsx', file, ...(name === 'sse' ? options : [])], { stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status ?? 1);
 }

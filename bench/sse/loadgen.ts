@@ -1,0 +1,662 @@
+// The load-generator child: holds up to ~9,900 raw SSE connections and counts what arrives.
+//
+// Started by bench/sse/clients.ts (SSEHUB_LOADGEN=1, an IPC channel, pinned with taskset). It
+// must cost less per event than the servers it measures, so there is no HTTP client and no SSE
+// parser: raw `net` sockets whose reads all land in one shared buffer (`onread`, no allocation per
+// read), and a byte-level state machine per connection that only picks out the `id:` value and
+// the `s=SSSSSS t=TTTT` fields of a `data:` line. Chunked framing is stripped by a second small
+// state machine. Both keep their state between reads, so an event may be split at any byte.
+import { connect as netConnect, type Socket } from 'node:net';
+import { HISTOGRAM_BUCKETS, histogramBucket, type ChildReply, type ChildRequest, type ChildStats, type Target } from './clients.js';
+
+const LF = 10;
+const CR = 13;
+const SPACE = 32;
+const COLON = 58;
+const ZERO = 48;
+const NINE = 57;
+
+// SSE scanner states (one line at a time; CR is ignored everywhere, so LF and CRLF both work).
+const S_LINE = 0; // at the start of a line
+const S_SKIP = 1; // in a line nobody cares about
+const S_I = 2; // "i"
+const S_ID = 3; // "id", expecting ':'
+const S_IDSP = 4; // "id:", an optional space
+const S_IDV = 5; // the id value
+const S_D = 6; // "d"
+const S_DA = 7; // "da"
+const S_DAT = 8; // "dat"
+const S_DATA = 9; // "data", expecting ':'
+const S_DSP = 10; // "data:", an optional space then 's'
+const S_S = 11; // "s", expecting '='
+const S_SEQ = 12; // digits of the sequence number, until ' '
+const S_T = 13; // expecting 't'
+const S_TE = 14; // "t", expecting '='
+const S_TV = 15; // digits of the publish time (µs), until ' ' or end of line
+
+// Chunked-encoding framing states.
+const C_SIZE = 0; // hex digits of a chunk size
+const C_EXT = 1; // a chunk extension, up to LF
+const C_DATA = 2; // inside chunk data (chunkLeft bytes to go)
+const C_CRLF = 3; // the CRLF after chunk data
+const C_DONE = 4; // after the last chunk
+
+// Connection states.
+const IDLE = 0; // closed (by us, or it failed or was dropped)
+const CONNECTING = 1; // TCP connecting or waiting for the response headers
+const OPEN = 2; // headers received, events flowing
+
+const MAX_MISSING_RANGES = 256;
+const HEADER_TIMEOUT_MS = 60_000;
+
+/** Process-wide counters; every connection adds to them, so stats() is O(1) apart from the histogram. */
+export class Counters {
+  events = 0;
+  lost = 0;
+  duplicated = 0;
+  reordered = 0;
+  failed = 0;
+  open = 0;
+  histogram = new Uint32Array(HISTOGRAM_BUCKETS);
+  latencyCount = 0;
+  latencyMax = 0;
+  /** waitFor: the seq every open connection must reach (0: nobody is waiting) and how many have not. */
+  target = 0;
+  behind = 0;
+  onCaughtUp: (() => void) | null = null;
+  errors: string[] = [];
+
+  noteError(message: string): void {
+    if (this.errors.length < 5 && !this.errors.includes(message)) this.errors.push(message);
+  }
+
+  /** A connection got its 200 head: it counts as open (and as behind, if someone waits for a seq it has not seen). */
+  opened(c: Connection): void {
+    c.state = OPEN;
+    this.open++;
+    if (this.target !== 0 && c.lastSeq < this.target) this.behind++;
+  }
+
+  resetLatency(): void {
+    this.histogram.fill(0);
+    this.latencyCount = 0;
+    this.latencyMax = 0;
+  }
+}
+
+/** One SSE connection: the scanner's state between reads and what it has seen so far. */
+export class Connection {
+  socket: Socket | null = null;
+  state = IDLE;
+  /** Where it connects to (kept for reconnects). */
+  target: Target | null = null;
+  /** Highest seq seen (or the baseline given at connect time). */
+  lastSeq: number;
+  /** Seqs skipped over and not (yet) received, as [from, to] pairs; null when none. */
+  missing: number[] | null = null;
+  /** The last `id:` value seen, as bytes (the Last-Event-ID of a reconnect). */
+  id = Buffer.allocUnsafe(64);
+  idLength = 0;
+  // The id being read; swapped with `id` at the end of its line.
+  private nextId = Buffer.allocUnsafe(64);
+  private nextIdLength = 0;
+
+  // Response head (accumulated as text until the blank line; once per connection).
+  head = '';
+  private chunked = false;
+  private chunkState = C_SIZE;
+  private chunkLeft = 0;
+
+  private scan = S_LINE;
+  private seqAcc = 0;
+  private timeAcc = 0;
+  private eventSeq = -1;
+  private eventTime = 0;
+
+  constructor(
+    readonly counters: Counters,
+    baseline: number,
+  ) {
+    this.lastSeq = baseline;
+  }
+
+  /** Forgets a partial response, before the connection is opened again. */
+  resetStream(): void {
+    this.head = '';
+    this.chunked = false;
+    this.chunkState = C_SIZE;
+    this.chunkLeft = 0;
+    this.scan = S_LINE;
+    this.eventSeq = -1;
+    this.nextIdLength = 0;
+  }
+
+  /** The remembered id as text (only needed for a reconnect). */
+  lastId(): string {
+    return this.id.toString('latin1', 0, this.idLength);
+  }
+
+  /**
+   * Feeds bytes [start, end) of a read. Returns 'open' when this read completed the response
+   * head with status 200, 'fail:<reason>' when the head was not a 200, or null.
+   */
+  feed(buf: Buffer, start: number, end: number, now: number): string | null {
+    let result: string | null = null;
+    if (this.state === CONNECTING) {
+      const before = this.head.length;
+      this.head += buf.toString('latin1', start, end);
+      const blank = this.head.indexOf('\r\n\r\n');
+      if (blank < 0) {
+        if (this.head.length > 16_384) return 'fail:response head larger than 16 KiB';
+        return null;
+      }
+      if (!this.head.startsWith('HTTP/1.') || this.head.slice(9, 12) !== '200') return `fail:${this.head.slice(0, this.head.indexOf('\r\n'))}`;
+      const head = this.head.slice(0, blank).toLowerCase();
+      const te = head.indexOf('\r\ntransfer-encoding:');
+      this.chunked = te >= 0 && head.slice(te, head.indexOf('\r\n', te + 2) >>> 0).includes('chunked');
+      start += blank + 4 - before;
+      this.head = '';
+      this.counters.opened(this);
+      result = 'open';
+    }
+    if (start >= end) return result;
+    if (!this.chunked) {
+      this.scanEvents(buf, start, end, now);
+      return result;
+    }
+    // Strip chunked framing; hand each run of chunk data to the SSE scanner.
+    let i = start;
+    let cs = this.chunkState;
+    let left = this.chunkLeft;
+    while (i < end) {
+      if (cs === C_DATA) {
+        const stop = end - i < left ? end : i + left;
+        this.scanEvents(buf, i, stop, now);
+        left -= stop - i;
+        i = stop;
+        if (left === 0) cs = C_CRLF;
+        continue;
+      }
+      const b = buf[i++]!;
+      if (cs === C_SIZE) {
+        if (b >= ZERO && b <= NINE) left = left * 16 + (b - ZERO);
+        else if (b >= 97 && b <= 102) left = left * 16 + (b - 87);
+        else if (b >= 65 && b <= 70) left = left * 16 + (b - 55);
+        else if (b === LF) cs = left === 0 ? C_DONE : C_DATA;
+        else if (b !== CR) cs = C_EXT;
+      } else if (cs === C_EXT) {
+        if (b === LF) cs = left === 0 ? C_DONE : C_DATA;
+      } else if (cs === C_CRLF) {
+        if (b === LF) cs = C_SIZE;
+      } else {
+        break; // C_DONE: trailers after the last chunk; the stream is over
+      }
+    }
+    this.chunkState = cs;
+    this.chunkLeft = left;
+    return result;
+  }
+
+  private scanEvents(buf: Buffer, start: number, end: number, now: number): void {
+    let st = this.scan;
+    let seqAcc = this.seqAcc;
+    let timeAcc = this.timeAcc;
+    let i = start;
+    while (i < end) {
+      const b = buf[i++]!;
+      if (b === LF) {
+        if (st === S_LINE) {
+          if (this.eventSeq >= 0) {
+            this.onEvent(this.eventSeq, this.eventTime, now);
+            this.eventSeq = -1;
+          }
+        } else if (st === S_IDV || st === S_IDSP) {
+          const t = this.id;
+          this.id = this.nextId;
+          this.idLength = this.nextIdLength;
+          this.nextId = t;
+        } else if (st === S_TV) {
+          this.eventSeq = seqAcc;
+          this.eventTime = timeAcc;
+        }
+        st = S_LINE;
+        continue;
+      }
+      if (b === CR) continue;
+      switch (st) {
+        case S_LINE:
+          st = b === 100 /* d */ ? S_D : b === 105 /* i */ ? S_I : S_SKIP;
+          break;
+        case S_SKIP:
+          // The bulk of every event (the padding): run to the end of the line in a tight loop.
+          while (i < end && buf[i] !== LF) i++;
+          break;
+        case S_I:
+          st = b === 100 /* d */ ? S_ID : S_SKIP;
+          break;
+        case S_ID:
+          if (b === COLON) {
+            st = S_IDSP;
+            this.nextIdLength = 0;
+          } else st = S_SKIP;
+          break;
+        case S_IDSP:
+          st = S_IDV;
+          if (b !== SPACE) i = this.readId(b, buf, i, end);
+          break;
+        case S_IDV:
+          i = this.readId(b, buf, i, end);
+          break;
+        case S_D:
+          st = b === 97 /* a */ ? S_DA : S_SKIP;
+          break;
+        case S_DA:
+          st = b === 116 /* t */ ? S_DAT : S_SKIP;
+          break;
+        case S_DAT:
+          st = b === 97 /* a */ ? S_DATA : S_SKIP;
+          break;
+        case S_DATA:
+          st = b === COLON ? S_DSP : S_SKIP;
+          break;
+        case S_DSP:
+          st = b === 115 /* s */ ? S_S : b === SPACE ? S_DSP : S_SKIP;
+          break;
+        case S_S:
+          st = b === 61 /* = */ ? S_SEQ : S_SKIP;
+          seqAcc = 0;
+          break;
+        case S_SEQ: {
+          let c = b;
+          while (c >= ZERO && c <= NINE) {
+            seqAcc = seqAcc * 10 + (c - ZERO);
+            if (i === end) break;
+            c = buf[i++]!;
+          }
+          if (c >= ZERO && c <= NINE) break; // the read ended inside the digits
+          if (c === LF) i--; // let the line end be handled above
+          else st = c === SPACE ? S_T : S_SKIP;
+          break;
+        }
+        case S_T:
+          st = b === 116 /* t */ ? S_TE : S_SKIP;
+          break;
+        case S_TE:
+          st = b === 61 /* = */ ? S_TV : S_SKIP;
+          timeAcc = 0;
+          break;
+        case S_TV: {
+          let c = b;
+          while (c >= ZERO && c <= NINE) {
+            timeAcc = timeAcc * 10 + (c - ZERO);
+            if (i === end) break;
+            c = buf[i++]!;
+          }
+          if (c >= ZERO && c <= NINE) break; // the read ended inside the digits
+          if (c === LF || c === CR) i--; // let the line end be handled above
+          else {
+            if (c === SPACE) {
+              this.eventSeq = seqAcc;
+              this.eventTime = timeAcc;
+            }
+            st = S_SKIP;
+          }
+          break;
+        }
+      }
+    }
+    this.scan = st;
+    this.seqAcc = seqAcc;
+    this.timeAcc = timeAcc;
+  }
+
+  /** Appends `first` and the rest of the id line's bytes in this read to the id being read; returns the next index. */
+  private readId(first: number, buf: Buffer, i: number, end: number): number {
+    let n = this.nextIdLength;
+    let to = this.nextId;
+    if (n === to.length) {
+      const grown = Buffer.allocUnsafe(n * 2);
+      to.copy(grown, 0, 0, n);
+      this.nextId = to = grown;
+    }
+    to[n++] = first;
+    while (i < end && n < to.length) {
+      const c = buf[i]!;
+      if (c === LF || c === CR) break;
+      to[n++] = c;
+      i++;
+    }
+    this.nextIdLength = n;
+    return i;
+  }
+
+  /** One data event with sequence number `seq`, published at `time` µs (monotonic clock). */
+  private onEvent(seq: number, time: number, now: number): void {
+    const c = this.counters;
+    c.events++;
+    const last = this.lastSeq;
+    if (seq === last + 1) {
+      this.lastSeq = seq;
+    } else if (seq > last) {
+      this.lastSeq = seq;
+      c.lost += seq - last - 1;
+      this.addMissing(last + 1, seq - 1);
+    } else if (this.fillMissing(seq)) {
+      c.lost--;
+      c.reordered++;
+    } else {
+      c.duplicated++;
+      return;
+    }
+    const latency = now - time;
+    c.histogram[histogramBucket(latency)]!++;
+    c.latencyCount++;
+    if (latency > c.latencyMax) c.latencyMax = latency;
+    if (c.target !== 0 && last < c.target && this.lastSeq >= c.target && --c.behind === 0) c.onCaughtUp?.();
+  }
+
+  private addMissing(from: number, to: number): void {
+    const m = (this.missing ??= []);
+    // Beyond the cap the oldest gap is forgotten: its seqs stay counted as lost, and a late
+    // arrival of one of them would count as a duplicate.
+    if (m.length >= MAX_MISSING_RANGES * 2) m.splice(0, 2);
+    m.push(from, to);
+  }
+
+  /** Removes `seq` from the missing ranges; false when it was not missing (a duplicate). */
+  private fillMissing(seq: number): boolean {
+    const m = this.missing;
+    if (m === null) return false;
+    for (let k = m.length - 2; k >= 0; k -= 2) {
+      const from = m[k]!;
+      const to = m[k + 1]!;
+      if (seq < from || seq > to) continue;
+      if (from === to) m.splice(k, 2);
+      else if (seq === from) m[k] = from + 1;
+      else if (seq === to) m[k + 1] = to - 1;
+      else m.splice(k + 1, 0, seq - 1, seq + 1);
+      if (m.length === 0) this.missing = null;
+      return true;
+    }
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The child process: connections, IPC.
+
+/** µs of CLOCK_MONOTONIC (the clock of payload()'s t=), without allocating: performance.now() + an offset. */
+function monotonicOffset(): number {
+  let best = Infinity;
+  let offset = 0;
+  for (let k = 0; k < 50; k++) {
+    const a = process.hrtime.bigint();
+    const p = performance.now();
+    const b = process.hrtime.bigint();
+    const spread = Number(b - a);
+    if (spread < best) {
+      best = spread;
+      offset = Number((a + b) / 2000n) - p * 1000;
+    }
+  }
+  return offset;
+}
+
+function main(): void {
+  const send = (message: ChildReply): void => {
+    process.send?.(message);
+  };
+  const counters = new Counters();
+  const connections: Connection[] = [];
+  const readBuffer = Buffer.allocUnsafe(64 * 1024);
+  const offset = monotonicOffset();
+  const addresses: string[] = [];
+  let nextAddress = 0;
+  let pendingWait: number | null = null;
+
+  // Bounded-concurrency opening of a list of connections.
+  let queue: Connection[] = [];
+  let queued = 0;
+  let inFlight = 0;
+  let limit = 500;
+  let batch: { req: number; remaining: number; failedBefore: number } | null = null;
+
+  const settle = (): void => {
+    inFlight--;
+    if (batch !== null && --batch.remaining === 0) {
+      const b = batch;
+      batch = null;
+      send({ op: 'done', req: b.req, failed: counters.failed - b.failedBefore, errors: counters.errors.slice() });
+    }
+    pump();
+  };
+
+  const fail = (c: Connection, reason: string): void => {
+    const wasOpen = c.state === OPEN;
+    const wasConnecting = c.state === CONNECTING;
+    if (c.state === IDLE) return;
+    c.state = IDLE;
+    counters.failed++;
+    counters.noteError(reason);
+    c.socket?.destroy();
+    c.socket = null;
+    if (wasOpen) {
+      counters.open--;
+      if (counters.target !== 0 && c.lastSeq < counters.target && --counters.behind === 0) counters.onCaughtUp?.();
+    }
+    if (wasConnecting) settle();
+  };
+
+  // Batching: when a turn of the event loop found only a few sockets readable, block for
+  // batchMs before polling again, so that the next poll returns many at once. Waking up for a
+  // handful of reads at a time costs more CPU than the reads themselves (a context switch and an
+  // epoll_wait each); the price is up to batchMs of added latency on some events. Never while
+  // connections are being opened: that is a ping-pong, each nap would only slow it down.
+  const batchMs = Number(process.env.SSEHUB_LOADGEN_BATCH_MS ?? 1);
+  const napCell = new Int32Array(new SharedArrayBuffer(4));
+  let readsThisTurn = 0;
+  const napIfQuiet = (): void => {
+    if (readsThisTurn < 200 && batchMs > 0 && batch === null) Atomics.wait(napCell, 0, 0, batchMs);
+    readsThisTurn = 0;
+  };
+
+  const open = (c: Connection): void => {
+    if (c.target === null) return;
+    const { host, port, path } = c.target;
+    c.resetStream();
+    c.state = CONNECTING;
+    const localAddress = addresses[nextAddress++ % addresses.length]!;
+    let request = `GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n`;
+    if (c.idLength > 0) request += `Last-Event-ID: ${c.lastId()}\r\n`;
+    request += '\r\n';
+    const socket = netConnect({
+      host,
+      port,
+      localAddress,
+      onread: {
+        buffer: readBuffer,
+        callback: (n: number, buf: Uint8Array): boolean => {
+          if (c.socket !== socket) return false;
+          if (readsThisTurn++ === 0) setImmediate(napIfQuiet);
+          const r = c.feed(buf as Buffer, 0, n, performance.now() * 1000 + offset);
+          if (r !== null) {
+            if (r === 'open') {
+              socket.setTimeout(0);
+              settle();
+            } else fail(c, r.slice(5));
+          }
+          return true;
+        },
+      },
+    });
+    c.socket = socket;
+    socket.setTimeout(HEADER_TIMEOUT_MS);
+    socket.on('connect', () => {
+      socket.setNoDelay(true);
+      socket.write(request);
+    });
+    socket.on('timeout', () => {
+      if (c.socket === socket) fail(c, `no response head within ${HEADER_TIMEOUT_MS} ms`);
+    });
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      if (c.socket === socket) fail(c, error.code ?? error.message);
+    });
+    socket.on('close', () => {
+      if (c.socket === socket) fail(c, c.state === OPEN ? 'closed by the server' : 'closed before the response head');
+    });
+  };
+
+  const pump = (): void => {
+    while (inFlight < limit && queued < queue.length) {
+      inFlight++;
+      open(queue[queued++]!);
+    }
+    if (queued === queue.length) {
+      queue = [];
+      queued = 0;
+    }
+  };
+
+  const startBatch = (req: number, list: Connection[], concurrency: number): void => {
+    if (batch !== null) throw new Error('a connect or reconnect is already running');
+    if (list.length === 0) {
+      send({ op: 'done', req, failed: 0, errors: [] });
+      return;
+    }
+    batch = { req, remaining: list.length, failedBefore: counters.failed };
+    counters.errors = [];
+    limit = concurrency > 0 ? concurrency : Infinity;
+    queue = list;
+    queued = 0;
+    pump();
+  };
+
+  counters.onCaughtUp = () => {
+    const req = pendingWait;
+    counters.target = 0;
+    pendingWait = null;
+    if (req !== null) send({ op: 'done', req, failed: 0, errors: [] });
+  };
+
+  const stats = (req: number): ChildStats => {
+    const cpu = process.cpuUsage();
+    return {
+      op: 'stats',
+      req,
+      connections: counters.open,
+      failed: counters.failed,
+      events: counters.events,
+      lost: counters.lost,
+      duplicated: counters.duplicated,
+      reordered: counters.reordered,
+      histogram: Array.from(counters.histogram),
+      latencyCount: counters.latencyCount,
+      latencyMax: counters.latencyMax,
+      cpu: { user: cpu.user, system: cpu.system },
+    };
+  };
+
+  const closeAll = (done: () => void): void => {
+    let pending = 0;
+    for (const c of connections) {
+      const socket = c.socket;
+      if (socket === null) continue;
+      if (c.state === OPEN) counters.open--;
+      c.state = IDLE;
+      c.socket = null;
+      pending++;
+      socket.once('close', () => {
+        if (--pending === 0) done();
+      });
+      socket.destroy();
+    }
+    // An unfinished connect/reconnect batch ends here.
+    if (batch !== null) {
+      const b = batch;
+      batch = null;
+      send({ op: 'done', req: b.req, failed: counters.failed - b.failedBefore, errors: counters.errors.slice() });
+    }
+    queue = [];
+    queued = 0;
+    inFlight = 0;
+    // Nothing is open any more, so whoever waits for a seq has it from every open connection.
+    if (counters.target !== 0) counters.onCaughtUp?.();
+    if (pending === 0) done();
+  };
+
+  process.on('message', (received) => {
+    const message = received as ChildRequest;
+    try {
+      switch (message.op) {
+        case 'connect': {
+          const target: Target = { host: message.host, port: message.port, path: message.path };
+          addresses.length = 0;
+          for (let k = 0; k < message.sources; k++) addresses.push(`127.0.0.${2 + ((message.sourceOffset + k) % message.sources)}`);
+          const list: Connection[] = [];
+          for (let k = 0; k < message.count; k++) {
+            const c = new Connection(counters, message.lastSeq);
+            c.target = target;
+            connections.push(c);
+            list.push(c);
+          }
+          startBatch(message.req, list, message.concurrency);
+          break;
+        }
+        case 'reconnect':
+          startBatch(message.req, connections.filter((c) => c.state === IDLE), message.concurrency);
+          break;
+        case 'disconnect':
+          closeAll(() => send({ op: 'done', req: message.req, failed: 0, errors: [] }));
+          break;
+        case 'waitFor': {
+          if (pendingWait !== null) send({ op: 'error', req: pendingWait, message: 'superseded by another waitFor' });
+          pendingWait = null;
+          counters.target = 0;
+          let behind = 0;
+          for (const c of connections) if (c.state === OPEN && c.lastSeq < message.seq) behind++;
+          if (behind === 0) {
+            send({ op: 'done', req: message.req, failed: 0, errors: [] });
+            break;
+          }
+          counters.target = message.seq;
+          counters.behind = behind;
+          pendingWait = message.req;
+          break;
+        }
+        case 'progress': {
+          let behind = 0;
+          let lowest = Infinity;
+          for (const c of connections) {
+            if (c.state !== OPEN || c.lastSeq >= message.seq) continue;
+            behind++;
+            if (c.lastSeq < lowest) lowest = c.lastSeq;
+          }
+          if (message.cancel && pendingWait !== null) {
+            send({ op: 'done', req: pendingWait, failed: 0, errors: [] });
+            counters.target = 0;
+            pendingWait = null;
+          }
+          send({ op: 'progress', req: message.req, behind, lowest: behind === 0 ? -1 : lowest, open: counters.open });
+          break;
+        }
+        case 'resetLatency':
+          counters.resetLatency();
+          send({ op: 'done', req: message.req, failed: 0, errors: [] });
+          break;
+        case 'stats':
+          send(stats(message.req));
+          break;
+        case 'close':
+          closeAll(() => process.exit(0));
+          break;
+      }
+    } catch (error) {
+      send({ op: 'error', req: message.req, message: (error as Error).message });
+    }
+  });
+  // The parent is gone (or closed the channel): nothing left to do.
+  process.on('disconnect', () => process.exit(0));
+  send({ op: 'ready', req: 0, pid: process.pid });
+}
+
+if (process.env.SSEHUB_LOADGEN === '1' && process.send !== undefined) main();
