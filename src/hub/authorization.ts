@@ -70,11 +70,22 @@ function wwwAuthenticate(error: string): Record<string, string> {
   return { 'www-authenticate': `Bearer realm="ssehub", error="${error}"` };
 }
 
+/** Verified tokens remembered per verifier, and for how long at most. */
+const CACHE_SIZE = 10_000;
+const CACHE_TTL_MS = 60_000;
+
 /** Verifies tokens for one role (publisher or subscriber) with one key or key set. */
 export class Verifier {
   #key: Promise<Uint8Array | Awaited<ReturnType<typeof importSPKI>> | JWTVerifyGetKey>;
   #alg: Algorithm;
   #role: string;
+  /**
+   * Tokens verified lately, and until when their grant holds: a publisher sends the same token with
+   * every publish, and a signature check costs more than the rest of the publish. An entry lasts
+   * at most CACHE_TTL_MS (so a key removed from a JWKS stops being honoured soon) and never past
+   * the token's `exp`. Only successes are kept; a bad token is checked, and refused, every time.
+   */
+  #cache = new Map<string, { grant: Grant; until: number }>();
 
   /** `key`: an HMAC secret, or a PEM public key / certificate for RS*, PS*, ES*, EdDSA; or `jwksUrl`. */
   constructor(role: string, options: { key?: string | undefined; alg: Algorithm; jwksUrl?: string | undefined }) {
@@ -99,6 +110,18 @@ export class Verifier {
 
   /** Verifies a token and reads its grant; throws HttpError 401 with what was wrong. */
   async verify(token: string): Promise<Grant> {
+    const cached = this.#cache.get(token);
+    if (cached !== undefined) {
+      if (Date.now() < cached.until) return cached.grant;
+      this.#cache.delete(token);
+    }
+    const grant = await this.#verify(token);
+    if (this.#cache.size >= CACHE_SIZE) this.#cache.delete(this.#cache.keys().next().value as string);
+    this.#cache.set(token, { grant, until: Math.min(Date.now() + CACHE_TTL_MS, grant.expiresAt ?? Number.POSITIVE_INFINITY) });
+    return grant;
+  }
+
+  async #verify(token: string): Promise<Grant> {
     if (token.length > MAX_TOKEN_LENGTH) throw new HttpError(401, 'invalid-token', `the ${this.#role} token is longer than ${MAX_TOKEN_LENGTH} bytes`, wwwAuthenticate('invalid_token'));
     let payload: JWTPayload;
     try {

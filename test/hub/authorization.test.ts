@@ -299,3 +299,19 @@ describe('authorization: CSRF check of cookie-authenticated publishes', () => {
     assert.equal(res.status, 200, res.body);
   });
 });
+
+describe('authorization: the cache of verified tokens', () => {
+  it('answers a repeated token from the cache, but never past its exp, and never caches a refusal', async () => {
+    const { Verifier } = await import('../../src/hub/authorization.js');
+    const verifier = new Verifier('publisher', { key: TEST_KEY, alg: 'HS256' });
+    const token = await signToken(TEST_KEY, { publish: ['*'], expiresIn: 2000 });
+    const first = await verifier.verify(token);
+    assert.equal(await verifier.verify(token), first, 'the same grant, from the cache');
+    // Past exp the cached grant must not be used: the token is checked again and refused.
+    await new Promise((resolve) => setTimeout(resolve, 100 + Math.max(0, (first.expiresAt ?? 0) - Date.now())));
+    await assert.rejects(verifier.verify(token), /expired/);
+    const forged = `${token.slice(0, -4)}AAAA`;
+    await assert.rejects(verifier.verify(forged), /signature/);
+    await assert.rejects(verifier.verify(forged), /signature/);
+  });
+});

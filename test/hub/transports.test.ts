@@ -185,3 +185,32 @@ describe('sqlite transport across a reopen', () => {
     assert.ok((next?.seq as bigint) > (before[2]?.seq as bigint), `seq ${next?.seq} after ${before[2]?.seq}`);
   });
 });
+
+describe('sqlite transport: recent updates served from memory', () => {
+  it('answers a resume among the newest updates with the dispatched objects themselves, and an older one from the file', T, async () => {
+    const t = new SqliteTransport(tempDb(), { size: 5000, ttl: 0 });
+    after(() => t.close());
+    const names = Array.from({ length: 1100 }, (_, i) => `u${i}`);
+    const dispatched = await dispatchAll(t, names);
+    const recent = await t.history('u1090', all);
+    assert.equal(recent.found, true);
+    assert.deepEqual(ids(recent.updates), names.slice(1091));
+    assert.ok(recent.updates.every((u, i) => u === dispatched[1091 + i]), 'the same objects the fan-out had, so their encoded bytes are reused');
+    assert.equal(recent.head, dispatched.at(-1)?.seq);
+    // u5 fell out of the 1,024 kept in memory: read from the file, same answer shape.
+    const old = await t.history('u5', all);
+    assert.equal(old.found, true);
+    assert.deepEqual(ids(old.updates), names.slice(6));
+    assert.ok(old.updates[0] !== dispatched[6], 'rows read back from sqlite');
+    assert.equal(old.head, recent.head);
+  });
+
+  it('never serves from memory what the history limits already dropped', T, async () => {
+    const t = new SqliteTransport(tempDb(), { size: 3, ttl: 0 });
+    after(() => t.close());
+    await dispatchAll(t, ['a', 'b', 'c', 'd', 'e']);
+    const gone = await t.history('a', all);
+    assert.equal(gone.found, false);
+    assert.deepEqual(ids((await t.history('c', all)).updates), ['d', 'e']);
+  });
+});

@@ -36,12 +36,24 @@ function toUpdate(row: Row): Update {
 }
 
 /** SQLite transport. */
+/** Newest updates also kept in memory for resumes (see `#recent`). */
+const RECENT = 1024;
+
 export class SqliteTransport implements Transport {
   #db: Database.Database;
   #listeners = new Set<(u: Update) => void>();
   #limits: HistoryLimits;
   #timer: NodeJS.Timeout;
   #closed = false;
+  /**
+   * The newest updates (at most RECENT, and never more than the history size), kept in memory as
+   * well: a resume from one of them (the common case, a client back after seconds; a reconnect
+   * storm after a restart of a proxy) is answered without a query, with the very objects the live
+   * fan-out used, so their encoded events are reused too. Only this process writes the file
+   * (more than one process is refused at start-up), so this is exactly the tail of the table.
+   */
+  #recent: Update[] = [];
+  #recentIds = new Map<string, Update>();
   #insert: Database.Statement;
   #findSeq: Database.Statement;
   #after: Database.Statement;
@@ -87,7 +99,29 @@ export class SqliteTransport implements Transport {
       throw new TransportUnavailableError(`sqlite: ${(error as Error).message}`);
     }
     if (this.#limits.size === 0) this.#db.prepare('DELETE FROM updates WHERE seq = ?').run(update.seq);
+    else {
+      update.publishedAt ??= publishedAt;
+      this.#remember(update);
+    }
     for (const listener of this.#listeners) listener(update);
+  }
+
+  #remember(update: Update): void {
+    this.#recent.push(update);
+    this.#recentIds.set(update.id, update);
+    if (this.#recent.length > Math.min(RECENT, this.#limits.size)) this.#recentIds.delete((this.#recent.shift() as Update).id);
+  }
+
+  /** A history read served from the recent updates, or `undefined` when the ID is not among them. */
+  #fromRecent(lastEventId: string, filter: (u: Update) => boolean): HistoryResult | undefined {
+    const hit = this.#recentIds.get(lastEventId);
+    if (hit === undefined || (hit.publishedAt ?? 0) < this.#since()) return undefined;
+    const updates: Update[] = [];
+    for (let i = this.#recent.indexOf(hit) + 1; i < this.#recent.length; i++) {
+      const u = this.#recent[i] as Update;
+      if (filter(u)) updates.push(u);
+    }
+    return { updates, found: true, head: (this.#recent[this.#recent.length - 1] as Update).seq as bigint };
   }
 
   subscribe(listener: (u: Update) => void): () => void {
@@ -96,6 +130,8 @@ export class SqliteTransport implements Transport {
   }
 
   async history(lastEventId: string, filter: (u: Update) => boolean): Promise<HistoryResult> {
+    const recent = lastEventId === 'earliest' ? undefined : this.#fromRecent(lastEventId, filter);
+    if (recent !== undefined) return recent;
     // better-sqlite3 is synchronous: no dispatch can interleave between these reads, so `head` is exact.
     const head = this.#head.get() as bigint;
     // The limits apply at read time too: the background trim runs only every few seconds, and
