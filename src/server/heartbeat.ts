@@ -8,8 +8,15 @@
 
 /** Something that can be sent a heartbeat. */
 export interface HeartbeatTarget {
-  heartbeat(): void;
+  /**
+   * Called every half interval with the tick number (see `Heartbeat.ticks`). A target that wrote
+   * during this or the previous tick skips it: only a stream silent for a while needs a comment.
+   */
+  heartbeat(tick: number): void;
 }
+
+/** Targets served per turn of the event loop, so a tick over many streams does not hold up publishes. */
+const SLICE = 2000;
 
 /** A set of streams beating on one interval. */
 export class Heartbeat {
@@ -18,10 +25,21 @@ export class Heartbeat {
   #targets = new Set<HeartbeatTarget>();
   #timer: NodeJS.Timeout | undefined;
   #onEmpty: () => void;
+  #ticks = 0;
 
   constructor(interval: number, onEmpty: () => void = () => {}) {
     this.interval = interval;
     this.#onEmpty = onEmpty;
+  }
+
+  /**
+   * Ticks so far. The timer ticks every half interval, and a target beats when it wrote nothing
+   * since the tick before last: an idle stream still gets a comment every interval, a stream that
+   * carries events gets none (they keep proxies from timing out as well), and no stream is ever
+   * silent for longer than the interval.
+   */
+  get ticks(): number {
+    return this.#ticks;
   }
 
   /** Number of streams on this timer. */
@@ -32,7 +50,7 @@ export class Heartbeat {
   add(target: HeartbeatTarget): void {
     this.#targets.add(target);
     if (this.#timer === undefined) {
-      this.#timer = setInterval(() => this.#tick(), this.interval);
+      this.#timer = setInterval(() => this.#tick(), Math.max(1, Math.floor(this.interval / 2)));
       this.#timer.unref();
     }
   }
@@ -45,8 +63,17 @@ export class Heartbeat {
   }
 
   #tick(): void {
-    // A stream may close itself during its heartbeat; deleting from a Set while iterating is safe.
-    for (const target of this.#targets) target.heartbeat();
+    const tick = ++this.#ticks;
+    // A snapshot, served in slices: a stream may close itself during its heartbeat, and the event
+    // loop gets a turn between slices (one tick over 20,000 streams would otherwise block it).
+    const targets = [...this.#targets];
+    let next = 0;
+    const slice = (): void => {
+      const end = Math.min(next + SLICE, targets.length);
+      for (; next < end; next++) (targets[next] as HeartbeatTarget).heartbeat(tick);
+      if (next < targets.length) setImmediate(slice);
+    };
+    slice();
   }
 }
 

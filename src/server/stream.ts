@@ -100,6 +100,9 @@ export class Stream extends EventEmitter<StreamEvents> {
   #retry: number | false;
   #closeTimeout: number;
   #heartbeat: Heartbeat | undefined;
+  /** The last heartbeat tick the stream saw, and the one during which it last wrote. */
+  #tick = 0;
+  #activeTick = 0;
   #lifetimeTimer: NodeJS.Timeout | undefined;
   #closeTimer: NodeJS.Timeout | undefined;
   #drainWaiters: (() => void)[] = [];
@@ -125,6 +128,7 @@ export class Stream extends EventEmitter<StreamEvents> {
     if (heartbeat !== false && this.#state === 'open') {
       this.#heartbeat = sharedHeartbeat(heartbeat);
       this.#heartbeat.add(this);
+      this.#tick = this.#activeTick = this.#heartbeat.ticks;
     }
     if (options.lifetime !== undefined && this.#state === 'open') {
       const spread = Math.min(Math.max(options.lifetimeJitter ?? 0.2, 0), 1);
@@ -198,13 +202,19 @@ export class Stream extends EventEmitter<StreamEvents> {
     return true;
   }
 
-  /** Called by the shared heartbeat timer. Skipped while the client is behind: queued bytes will reach it first. */
-  heartbeat(): void {
+  /**
+   * Called by the shared heartbeat timer every half interval. Skipped when the stream wrote during
+   * this tick or the one before (events keep the connection alive as well as comments do, and the
+   * comment would only cost a write), and while the client is behind: queued bytes reach it first.
+   */
+  heartbeat(tick: number): void {
     if (this.#state !== 'open') return;
     if (this.#sink.alive?.() === false) {
       this.destroy('client-closed');
       return;
     }
+    this.#tick = tick;
+    if (this.#activeTick >= tick - 1) return;
     if (!this.#blocked) this.#writeOut(HEARTBEAT, 0);
   }
 
@@ -239,6 +249,7 @@ export class Stream extends EventEmitter<StreamEvents> {
   }
 
   #writeOut(chunk: Uint8Array, events: number): void {
+    this.#activeTick = this.#tick;
     this.bytesWritten += chunk.byteLength;
     this.eventsWritten += events;
     if (!this.#sink.write(chunk)) this.#blocked = true;

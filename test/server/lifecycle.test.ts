@@ -154,4 +154,29 @@ describe('stream lifecycle', () => {
     assert.equal(await reason, 'client-closed');
     assert.equal(stream.open, false);
   });
+
+  it('beats only a stream that wrote nothing since the tick before last: every interval when idle, never while events flow faster', () => {
+    // An interval no timer reaches during the test: the ticks are driven by hand.
+    const sink = recordingSink();
+    const stream = new Stream(sink, { heartbeat: 3_600_000, retry: false });
+    const beats = () => sink.chunks.filter((c) => Buffer.from(c).toString() === ':\n\n').length;
+    let tick = 1_000;
+    // Idle: the timer ticks every half interval, a comment goes out every second tick.
+    for (let k = 0; k < 6; k++) stream.heartbeat(++tick);
+    assert.equal(beats(), 3);
+    // An event on every tick: no comment at all.
+    for (let k = 0; k < 6; k++) {
+      stream.send({ data: String(k) });
+      stream.heartbeat(++tick);
+    }
+    assert.equal(beats(), 3);
+    // An event every other tick (one per interval): a comment goes out between them too, because a
+    // silence could otherwise reach the interval. Events must come more often to replace comments.
+    for (let k = 0; k < 6; k++) {
+      if (k % 2 === 0) stream.send({ data: String(k) });
+      stream.heartbeat(++tick);
+    }
+    assert.equal(beats(), 6);
+    stream.destroy();
+  });
 });
