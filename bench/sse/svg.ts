@@ -26,9 +26,10 @@ export function chart(results: Map<string, Figures>): string {
   const peers = [...results.keys()];
   const base = results.get('nchan');
   const rowHeight = 22 * peers.length + 34;
-  const width = 760;
   const left = 200;
-  const plot = width - left - 90;
+  const plot = 470;
+  // Room right of the longest bar for its label.
+  const width = left + plot + 150;
   const height = METRICS.length * rowHeight + 60;
   const maxRatio = 3;
   const x = (r: number) => left + (Math.min(r, maxRatio) / maxRatio) * plot;
