@@ -214,3 +214,28 @@ describe('sqlite transport: recent updates served from memory', () => {
     assert.deepEqual(ids((await t.history('c', all)).updates), ['d', 'e']);
   });
 });
+
+describe('sqlite transport: publishes of one turn in one transaction', () => {
+  it('stores concurrent publishes together, refuses only the duplicate among them, and delivers in order', T, async () => {
+    const t = new SqliteTransport(tempDb(), NO_LIMITS);
+    after(() => t.close());
+    const seen: string[] = [];
+    t.subscribe((u) => seen.push(u.id));
+    const results = await Promise.allSettled(['a', 'b', 'a', 'c'].map((id) => t.dispatch(update(id))));
+    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    assert.ok((results[2] as PromiseRejectedResult).reason instanceof DuplicateIdError);
+    assert.deepEqual(seen, ['a', 'b', 'c']);
+    assert.deepEqual(ids((await t.history('earliest', all)).updates), ['a', 'b', 'c']);
+  });
+
+  it('stores on close what was handed over before it', T, async () => {
+    const path = tempDb();
+    const t = new SqliteTransport(path, NO_LIMITS);
+    const stored = Promise.all(['x', 'y'].map((id) => t.dispatch(update(id))));
+    await t.close();
+    await stored;
+    const reopened = new SqliteTransport(path, NO_LIMITS);
+    after(() => reopened.close());
+    assert.deepEqual(ids((await reopened.history('earliest', all)).updates), ['x', 'y']);
+  });
+});
