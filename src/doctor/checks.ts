@@ -59,6 +59,8 @@ export const COMMON_TIMEOUTS: readonly { what: string; seconds: number }[] = [
   { what: 'Cloudflare proxy read timeout (100 s)', seconds: 100 },
 ];
 
+/** Watching for this long without a heartbeat is evidence there is none (the doctor's default --duration). */
+export const CONCLUSIVE_WINDOW_MS = 20_000;
 /** A probe later than this after its publish was answered counts as held back. */
 export const LATE_MS = 1000;
 
@@ -234,12 +236,16 @@ export function checkStream(o: Observation, windowEnd: number): Finding[] {
   } else if (hb.beats === 1) {
     findings.push({ check: 'heartbeat', severity: 'ok', title: `a heartbeat came within ${seconds(windowEnd - headersAt)}` });
   } else if (first !== undefined && hb.longestSilence >= LATE_MS) {
+    // A window shorter than the usual heartbeat (15–20 s) cannot tell a missing heartbeat from a slow one.
+    const conclusive = windowEnd - headersAt >= CONCLUSIVE_WINDOW_MS;
     findings.push({
       check: 'heartbeat',
-      severity: 'warn',
-      title: `no heartbeat in ${seconds(windowEnd - headersAt)} (longest silence ${seconds(hb.longestSilence)})`,
+      severity: conclusive ? 'warn' : 'info',
+      title: `no heartbeat in ${seconds(windowEnd - headersAt)} (longest silence ${seconds(hb.longestSilence)})${conclusive ? '' : ': too short a window to judge'}`,
       detail: 'Without heartbeats a quiet stream is cut by the first proxy idle timeout shorter than the gap between events, and a dead connection goes unnoticed.',
-      advice: 'Send a comment line every 15–25 s (ssehub serve --heartbeat 15s). If the server does and this window was short, run again with a longer --duration.',
+      advice: conclusive
+        ? 'Send a comment line every 15–25 s (ssehub serve --heartbeat 15s).'
+        : `Run again with --duration ${CONCLUSIVE_WINDOW_MS / 1000}s or more to see whether the server sends one.`,
     });
   }
 

@@ -185,9 +185,12 @@ describe('checkStream', () => {
     assert.doesNotMatch(f?.detail ?? '', /Cloudflare/);
   });
 
-  it('warns when no heartbeat came in the window', () => {
-    const o = healthy({ reads: [{ at: 11, text: ': ok\n\n' }], comments: [{ at: 11, text: ' ok', read: 0 }] });
-    assert.deepEqual(severityOf(checkStream(o, 5000), 'heartbeat'), ['warn']);
+  it('warns when no heartbeat came in a window of 20 s, and only informs after a shorter one', () => {
+    const o = healthy({ reads: [{ at: 11, text: ': ok\n\n' }], comments: [{ at: 11, text: ' ok', read: 0 }], endedAt: 21_000 });
+    assert.deepEqual(severityOf(checkStream(o, 21_000), 'heartbeat'), ['warn']);
+    const short = find(checkStream({ ...o, endedAt: 5000 }, 5000), 'heartbeat')[0];
+    assert.equal(short?.severity, 'info');
+    assert.match(short?.advice ?? '', /--duration 20s/);
   });
 
   it('says nothing about a response that is not a stream', () => {
