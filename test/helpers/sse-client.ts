@@ -1,7 +1,7 @@
 // A test client that records exactly what arrives on an SSE response: raw chunks in arrival
 // order, and what our parser makes of them. Real sockets, no mocks.
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { connect as http2Connect } from 'node:http2';
+import { type ClientHttp2Session, type OutgoingHttpHeaders, connect as http2Connect } from 'node:http2';
 import { EventStreamParser, type ParsedEvent } from '../../src/protocol/index.js';
 
 export class SseRecorder {
@@ -87,14 +87,22 @@ export function openSse(url: string, headers: Record<string, string> = {}): Prom
   });
 }
 
-/** Opens an SSE request over cleartext HTTP/2. */
-export function openSseH2(origin: string, path: string, headers: Record<string, string> = {}): Promise<SseRecorder> {
+/** Opens an SSE request over cleartext HTTP/2 on a session of its own (closed with the stream). */
+export async function openSseH2(origin: string, path: string, headers: Record<string, string> = {}): Promise<SseRecorder> {
+  const session = http2Connect(origin);
+  const failed = new Promise<never>((_, reject) => session.once('error', reject));
+  const recorder = await Promise.race([h2Sse(session, path, headers), failed]);
+  void recorder.done.then(() => session.close());
+  recorder.close = () => session.destroy();
+  return recorder;
+}
+
+/** Opens an SSE stream on an HTTP/2 session; resolves once its response headers arrived. */
+export function h2Sse(session: ClientHttp2Session, path: string, headers: OutgoingHttpHeaders = {}): Promise<SseRecorder> {
   const recorder = new SseRecorder();
   return new Promise((resolve, reject) => {
-    const session = http2Connect(origin);
-    session.on('error', reject);
     const stream = session.request({ ':path': path, accept: 'text/event-stream', ...headers });
-    recorder.close = () => session.destroy();
+    recorder.close = () => stream.close();
     stream.on('response', (h) => {
       recorder.status = Number(h[':status']);
       recorder.headers = h as IncomingHttpHeaders;
@@ -104,8 +112,8 @@ export function openSseH2(origin: string, path: string, headers: Record<string, 
     stream.on('end', () => recorder.finish());
     stream.on('close', () => {
       recorder.finish();
-      session.close();
+      reject(new Error(`HTTP/2 stream closed before its response headers (RST code ${stream.rstCode})`));
     });
-    stream.on('error', reject);
+    stream.on('error', () => recorder.finish());
   });
 }

@@ -10,7 +10,8 @@ import { type RequestOptions, request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';
-import { SseRecorder } from './sse-client.js';
+import { SseRecorder, h2Sse } from './sse-client.js';
+export { h2Sse };
 
 export interface TestCertificate {
   /** The temporary directory holding both files (the caller removes it). */
@@ -88,26 +89,6 @@ export function h2Publish(session: ClientHttp2Session, path: string, form: Recor
   return h2Request(session, { ':method': 'POST', ':path': path, authorization: `Bearer ${token}`, 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) }, body);
 }
 
-/** Opens an SSE stream on an HTTP/2 session; resolves once its response headers arrived. */
-export function h2Sse(session: ClientHttp2Session, path: string, headers: OutgoingHttpHeaders = {}): Promise<SseRecorder> {
-  const recorder = new SseRecorder();
-  return new Promise((resolve, reject) => {
-    const stream = session.request({ ':path': path, accept: 'text/event-stream', ...headers });
-    recorder.close = () => stream.close();
-    stream.on('response', (h) => {
-      recorder.status = Number(h[':status']);
-      recorder.headers = h as IncomingHttpHeaders;
-      resolve(recorder);
-    });
-    stream.on('data', (chunk: Buffer) => recorder.push(chunk));
-    stream.on('end', () => recorder.finish());
-    stream.on('close', () => {
-      recorder.finish();
-      reject(new Error(`HTTP/2 stream closed before its response headers (RST code ${stream.rstCode})`));
-    });
-    stream.on('error', () => recorder.finish());
-  });
-}
 
 /** Options of a fresh TLS connection trusting `ca` whose ALPN offers only HTTP/1.1 (node:https passes ALPNProtocols on to tls.connect). */
 function http1Only(ca: string, options: RequestOptions): RequestOptions {
