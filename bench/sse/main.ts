@@ -181,6 +181,12 @@ async function main(): Promise<void> {
     }
     log(`${name}: ${JSON.stringify(f)}`);
   }
+  // The benchmark is also a correctness check: anything lost, duplicated or reordered fails the run.
+  for (const f of results.values()) {
+    const anomalies = { 'fan-out lost': f.fanoutLost, 'fan-out duplicated': f.fanoutDuplicated, 'fan-out reordered': f.fanoutReordered, 'latency lost': f.latencyLost, 'storm lost': f.stormLost, 'storm duplicated': f.stormDuplicated };
+    for (const [what, n] of Object.entries(anomalies)) if (n !== undefined && n > 0) f.errors.push(`${what}: ${n}`);
+    if (f.errors.length > 0) process.exitCode = 1;
+  }
   const report = render(results);
   process.stdout.write(`${report}\n`);
   if (args.includes('--write')) write(report, results);
