@@ -2,6 +2,7 @@
  * The Hub: subscribers, the transport, and the fan-out between them. HTTP lives in http.ts;
  * this file is the protocol's state and decisions.
  */
+import type { SpanContext } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { CloseReason } from '../server/index.js';
 import { StreamSet } from '../server/index.js';
@@ -10,6 +11,7 @@ import { HubMetrics } from './metrics.js';
 import { isExactSelector } from './selector.js';
 import { Batch, type Subscriber } from './subscriber.js';
 import type { Transport } from './transports/index.js';
+import type { Tracing } from './tracing.js';
 import type { Update } from './update.js';
 
 /** Subscribers served per turn of the event loop during a fan-out pass. */
@@ -24,6 +26,8 @@ export class Hub {
   readonly transport: Transport;
   readonly metrics = new HubMetrics();
   readonly log: Logger;
+  /** OpenTelemetry spans, when `--tracing` is on. */
+  tracing: Tracing | undefined;
   /** Every open stream, for broadcast-free bookkeeping and graceful shutdown. */
   readonly streams = new StreamSet();
   /** Subscribers, live or replaying. */
@@ -148,14 +152,30 @@ export class Hub {
     const subscribers = this.#candidates(updates);
     let next = 0;
     let delivered = 0;
+    const tracing = this.tracing;
+    // With tracing on: per update, the connection spans it reached and how many there were.
+    const reached = tracing === undefined ? undefined : updates.map(() => ({ contexts: [] as SpanContext[], count: 0 }));
     const slice = (): void => {
       const end = Math.min(next + FAN_OUT_SLICE, subscribers.length);
-      for (; next < end; next++) delivered += (subscribers[next] as Subscriber).deliverBatch(batch);
+      for (; next < end; next++) {
+        const subscriber = subscribers[next] as Subscriber;
+        const written = subscriber.deliverBatch(batch);
+        delivered += written;
+        if (reached !== undefined && written > 0) {
+          updates.forEach((update, i) => {
+            if (!subscriber.canReceive(update)) return;
+            const r = reached[i] as { contexts: SpanContext[]; count: number };
+            r.count++;
+            if (subscriber.trace !== undefined) r.contexts.push(subscriber.trace.context);
+          });
+        }
+      }
       if (next < subscribers.length) {
         setImmediate(slice);
         return;
       }
       this.metrics.deliveries.inc(delivered);
+      if (tracing !== undefined && reached !== undefined) updates.forEach((update, i) => tracing.delivered(update, reached[i]?.contexts ?? [], reached[i]?.count ?? 0));
       const now = Date.now();
       for (const update of updates) if (update.publishedAt !== undefined) this.metrics.deliveryLatency.observe((now - update.publishedAt) / 1000);
       if (this.#batch.length > 0) setImmediate(() => this.#pass());

@@ -93,9 +93,13 @@ export async function handlePublish(ctx: HubContext, req: NodeRequest, res: Node
   const refused = update.topics.find((t) => !allowed.some((m) => m(t)));
   if (refused !== undefined) throw new HttpError(403, 'topic-not-allowed', `the token's "mercure.publish" claim does not allow topic "${refused}"`);
 
+  const trace = hub.tracing?.publish(req.headers);
+  const started = performance.now();
   try {
     await hub.publish(update);
+    trace?.done(update, performance.now() - started);
   } catch (error) {
+    trace?.done(update, performance.now() - started, error);
     if (error instanceof DuplicateIdError) throw new HttpError(409, 'duplicate-id', `${error.message}; IDs must be unique so that Last-Event-ID resumes at one place`);
     if (error instanceof TransportUnavailableError) throw new HttpError(503, 'transport-unavailable', `the update may not have been stored (retry with the same id: a 409 then means it was): ${error.message}`, { 'retry-after': '1' });
     throw error;

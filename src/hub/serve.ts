@@ -11,6 +11,7 @@ import type { HubContext } from './context.js';
 import { handleRequest } from './http.js';
 import { Hub } from './hub.js';
 import { RateLimiter } from './rate-limit.js';
+import { loadTracing } from './tracing.js';
 import { createTransport } from './transports/index.js';
 
 /** A hub serving HTTP. */
@@ -36,7 +37,9 @@ export async function startHub(config: HubConfig, options: { logger?: Logger } =
   await Promise.all([publisherVerifier.ready(), subscriberVerifier?.ready()]);
 
   const transport = await createTransport(config.transport, { size: config.historySize, ttl: config.historyTtl });
+  const tracing = await loadTracing(config.tracing);
   const hub = new Hub(config, transport, log);
+  hub.tracing = tracing;
   const ctx: HubContext = { hub, publisherVerifier, subscriberVerifier, rateLimiter: config.publishRate > 0 ? new RateLimiter(config.publishRate) : undefined };
   const server = createHttpServer(config, ctx);
   await new Promise<void>((resolve, reject) => {

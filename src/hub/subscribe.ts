@@ -117,6 +117,8 @@ export async function handleSubscribe(ctx: HubContext, req: NodeRequest, res: No
     throw error;
   }
   subscriber.stream = stream;
+  subscriber.trace = hub.tracing?.connection({ 'ssehub.subscriber.id': subscriber.id, 'ssehub.topics.count': selectors.length, 'client.address': address });
+  subscriber.trace?.event('connected');
   hub.streams.add(stream);
   hub.metrics.connections.inc();
   hub.metrics.subscriptions.inc(selectors.length);
@@ -129,6 +131,7 @@ export async function handleSubscribe(ctx: HubContext, req: NodeRequest, res: No
   }
   stream.once('close', (reason) => {
     clearTimeout(expiry);
+    subscriber.trace?.end(reason);
     hub.streamClosed(subscriber, reason, { bytes: stream.bytesWritten, events: stream.eventsWritten, openedAt: stream.openedAt });
     if (config.subscriptions) publishSubscriptionEvents(ctx, subscriber, false);
   });
@@ -141,6 +144,7 @@ export async function handleSubscribe(ctx: HubContext, req: NodeRequest, res: No
     }
     written = await replay(stream, history.updates);
     hub.metrics.replayed.inc(written);
+    subscriber.trace?.event('replayed', { count: written });
   }
   if (!stream.open) return;
   written += subscriber.goLive(history?.head ?? -1n);

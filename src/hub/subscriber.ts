@@ -6,6 +6,7 @@
  */
 import type { Stream } from '../server/index.js';
 import { type Matcher, compileSelector, matchesAny } from './selector.js';
+import type { ConnectionTrace } from './tracing.js';
 import { type Update, eventBytes } from './update.js';
 
 /**
@@ -39,6 +40,8 @@ export class Subscriber {
   readonly payload: unknown;
   /** Set once the stream is open. */
   stream: Stream | undefined;
+  /** Its connection span, when tracing is on. */
+  trace: ConnectionTrace | undefined;
   #matchers: Matcher[];
   #privateMatchers: Matcher[];
   #pending: Update[] | undefined = [];
