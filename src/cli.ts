@@ -40,6 +40,7 @@ Prints a JWT for this hub, signed with the HMAC key of --jwt-key (or SSEHUB_JWT_
   --jwt-alg ALG         HS256 (default), HS384 or HS512
   --exp DURATION        lifetime such as 1h or 30d (default: no expiry)
   --sub SUBJECT         the token's subject (used as its rate-limit key)
+  --ui                  may read the /ui dashboard (claim ssehub.ui)
 `;
 
 const DOCTOR_HELP = `Usage: ssehub doctor URL [options]
@@ -150,11 +151,16 @@ async function token(argv: string[]): Promise<number> {
   let alg = process.env.SSEHUB_JWT_ALG ?? 'HS256';
   let exp: number | undefined;
   let sub: string | undefined;
+  let ui = false;
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i] as string;
     if (flag === '--help' || flag === '-h') {
       process.stdout.write(TOKEN_HELP);
       return 0;
+    }
+    if (flag === '--ui') {
+      ui = true;
+      continue;
     }
     const value = argv[++i];
     if (value === undefined) throw new ConfigError(flag, 'expected a value');
@@ -170,8 +176,8 @@ async function token(argv: string[]): Promise<number> {
   if (!HMAC.includes(alg)) throw new ConfigError('--jwt-alg', `ssehub token signs with an HMAC secret (${HMAC.join(', ')}), not "${alg}"; sign other algorithms with your identity provider`);
   // The hub refuses shorter secrets, so a token signed with one could never be used.
   if (key.length < 32) throw new ConfigError('--jwt-key', `an ${alg} secret must be at least 32 characters (256 bits) long`);
-  if (publish.length === 0 && subscribe.length === 0) throw new ConfigError('--publish', 'give at least one --publish or --subscribe selector');
-  const signed = await signToken(key, { publish: publish.length > 0 ? publish : undefined, subscribe: subscribe.length > 0 ? subscribe : undefined, subject: sub, expiresIn: exp }, alg as 'HS256');
+  if (publish.length === 0 && subscribe.length === 0 && !ui) throw new ConfigError('--publish', 'give at least one --publish or --subscribe selector, or --ui');
+  const signed = await signToken(key, { publish: publish.length > 0 ? publish : undefined, subscribe: subscribe.length > 0 ? subscribe : undefined, subject: sub, expiresIn: exp, ui }, alg as 'HS256');
   process.stdout.write(`${signed}\n`);
   return 0;
 }
@@ -193,6 +199,7 @@ Anonymous subscribers allowed; transport: ${config.transport}.
 Publisher token:  ${pub}
 Subscriber token (may also read private updates): ${subTok}
 
+Dashboard:  ${hub.replace('/.well-known/mercure', '/ui')}
 Subscribe:  curl -N -g '${hub}?topic=https://example.com/books/{id}'
 Publish:    curl -d 'topic=https://example.com/books/1' -d 'data={"title":"SSE"}' \\
               -H 'Authorization: Bearer ${pub}' ${hub}

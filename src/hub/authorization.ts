@@ -23,6 +23,8 @@ export interface Grant {
   expiresAt: number | undefined;
   /** The `sub` claim, if any (used as the rate-limit key). */
   subject: string | undefined;
+  /** `ssehub.ui: true`: the holder may read the `/ui` dashboard. */
+  ui: boolean;
 }
 
 /** Where a token was found; cookie-borne tokens need a CSRF check on POST. */
@@ -167,6 +169,7 @@ export function readGrant(payload: JWTPayload, role = 'subscriber'): Grant {
     payload: m.payload,
     expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined,
     subject: typeof payload.sub === 'string' ? payload.sub : undefined,
+    ui: typeof payload.ssehub === 'object' && payload.ssehub !== null && (payload.ssehub as Record<string, unknown>).ui === true,
   };
 }
 

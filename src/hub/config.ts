@@ -38,6 +38,7 @@ export interface HubConfig {
   drainTimeout: number;
   workers: number;
   tracing: boolean;
+  ui: boolean;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   dev: boolean;
 }
@@ -80,6 +81,7 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'subscriptions', key: 'subscriptions', kind: 'bool', default: 'false', description: 'publish subscription events and serve the subscriptions API' },
   { name: 'drain-timeout', key: 'drainTimeout', kind: 'duration', default: '10s', description: 'on SIGTERM, the window over which streams are closed in batches' },
   { name: 'workers', key: 'workers', kind: 'count', default: '1', description: 'hub processes on this machine sharing the port (0: one per CPU); more than 1 needs a redis:// or nats:// transport' },
+  { name: 'ui', key: 'ui', kind: 'bool', default: 'false', description: 'serve the /ui dashboard (always on with --dev); reading it needs a token with the claim ssehub.ui: true (ssehub token --ui)' },
   { name: 'tracing', key: 'tracing', kind: 'bool', default: 'false', description: 'OpenTelemetry spans for publishes, connections and deliveries, through the optional @opentelemetry/api; register an SDK in the process (e.g. node --import ./otel.mjs dist/cli.js serve)' },
   { name: 'log-level', key: 'logLevel', kind: 'level', default: 'info', description: 'fatal, error, warn, info, debug, trace or silent' },
   { name: 'dev', key: 'dev', kind: 'bool', default: 'false', description: 'zero-config demo: ephemeral key, printed tokens and curl commands, anonymous subscribers, CORS for any origin. Never in production' },

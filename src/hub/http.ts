@@ -9,6 +9,7 @@ import { HttpError } from './errors.js';
 import { handlePublish } from './publish.js';
 import { handleSubscribe } from './subscribe.js';
 import { handleSubscriptionsApi } from './subscriptions.js';
+import { handleUi, uiEnabled } from './ui.js';
 
 /** The hub's URL path. */
 export const HUB_PATH = '/.well-known/mercure';
@@ -90,6 +91,7 @@ async function route(ctx: HubContext, req: NodeRequest, res: NodeResponse): Prom
     throw new HttpError(404, 'not-found', `no such resource: ${path}`);
   }
 
+  if ((path === '/ui' || path.startsWith('/ui/')) && uiEnabled(ctx)) return handleUi(ctx, req, res, path, query);
   if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, 'method-not-allowed', `${method} is not supported on ${path}`, { allow: 'GET' });
   switch (path) {
     case '/healthz':

@@ -14,6 +14,21 @@ import type { Transport } from './transports/index.js';
 import type { Tracing } from './tracing.js';
 import type { Update } from './update.js';
 
+/** Connection ends remembered for the dashboard. */
+const RECENT_ENDS = 50;
+
+/** One ended connection, as the dashboard lists it. */
+export interface ConnectionEnd {
+  id: string;
+  address: string;
+  topics: number;
+  reason: CloseReason;
+  durationMs: number;
+  events: number;
+  bytes: number;
+  endedAt: number;
+}
+
 /** Subscribers served per turn of the event loop during a fan-out pass. */
 const FAN_OUT_SLICE = 2000;
 
@@ -88,8 +103,26 @@ export class Hub {
     else this.perAddress.set(subscriber.address, n);
   }
 
+  /** When this hub started (ms since the epoch). */
+  readonly startedAt = Date.now();
+  /** The last connection ends, newest last (for the /ui dashboard). */
+  readonly recentEnds: ConnectionEnd[] = [];
+
+  /**
+   * Subscribers per exact topic, and how many subscribe with a template or `*` (for the /ui
+   * dashboard). A subscriber with any template selector is counted with the latter only, as the
+   * fan-out index files it.
+   */
+  topicCounts(): { topics: { topic: string; subscribers: number }[]; templateSubscribers: number } {
+    const topics = [...this.#byTopic].map(([topic, set]) => ({ topic, subscribers: set.size }));
+    topics.sort((a, b) => b.subscribers - a.subscribers || a.topic.localeCompare(b.topic));
+    return { topics, templateSubscribers: this.#anyTopic.size };
+  }
+
   /** Records a stream that ended. */
   streamClosed(subscriber: Subscriber, reason: CloseReason, info: { bytes: number; events: number; openedAt: number }): void {
+    this.recentEnds.push({ id: subscriber.id, address: subscriber.address, topics: subscriber.selectors.length, reason, durationMs: Date.now() - info.openedAt, events: info.events, bytes: info.bytes, endedAt: Date.now() });
+    if (this.recentEnds.length > RECENT_ENDS) this.recentEnds.shift();
     this.release(subscriber);
     this.metrics.connections.dec();
     this.metrics.subscriptions.dec(subscriber.selectors.length);

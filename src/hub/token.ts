@@ -10,6 +10,8 @@ export interface TokenClaims {
   subject?: string;
   /** Lifetime in ms; omitted: no `exp`. */
   expiresIn?: number;
+  /** Lets the holder read the `/ui` dashboard (claim `ssehub.ui`). */
+  ui?: boolean;
 }
 
 /** Signs a token with an HMAC secret. */
@@ -19,7 +21,7 @@ export async function signToken(secret: string, claims: TokenClaims, alg: Algori
   if (claims.publish !== undefined) mercure.publish = claims.publish;
   if (claims.subscribe !== undefined) mercure.subscribe = claims.subscribe;
   if (claims.payload !== undefined) mercure.payload = claims.payload;
-  const jwt = new SignJWT({ mercure }).setProtectedHeader({ alg, typ: 'JWT' }).setIssuedAt();
+  const jwt = new SignJWT({ mercure, ...(claims.ui === true ? { ssehub: { ui: true } } : {}) }).setProtectedHeader({ alg, typ: 'JWT' }).setIssuedAt();
   if (claims.subject !== undefined) jwt.setSubject(claims.subject);
   if (claims.expiresIn !== undefined) jwt.setExpirationTime(Math.floor((Date.now() + claims.expiresIn) / 1000));
   return jwt.sign(new TextEncoder().encode(secret));

@@ -65,6 +65,7 @@ const SAMPLES: Record<string, { raw: string; key: keyof HubConfig; expected: unk
   retry: { raw: '250ms', key: 'retry', expected: 250 },
   workers: { raw: '1', key: 'workers', expected: 1 },
   tracing: { raw: 'true', key: 'tracing', expected: true },
+  ui: { raw: 'true', key: 'ui', expected: true },
   'write-timeout': { raw: '5m', key: 'writeTimeout', expected: 5 * 60_000 },
   'max-connections': { raw: '50', key: 'maxConnections', expected: 50 },
   'max-connections-per-ip': { raw: '3', key: 'maxConnectionsPerIp', expected: 3 },

@@ -1,0 +1,97 @@
+/**
+ * The `/ui` dashboard (`--ui`, always on with `--dev`): a page shipped as a string (no build step,
+ * no CDN), the browser bundle of ssehub/client for its live tail, a JSON state the page polls, and
+ * in dev mode a token generator. Reading the state needs a token with `ssehub.ui: true` unless in
+ * `--dev`; the page itself holds no data.
+ */
+import { readFile } from 'node:fs/promises';
+import { findToken } from './authorization.js';
+import type { HubContext } from './context.js';
+import { HttpError } from './errors.js';
+import { HUB_PATH } from './http.js';
+import { readBody } from './body.js';
+import { signToken } from './token.js';
+import { UI_PAGE } from './ui-page.js';
+import type { NodeRequest, NodeResponse } from '../server/adapters/node.js';
+
+/** The browser bundle, built by `npm run build` into dist/browser (src/hub and dist/hub both sit two levels below the package). */
+const CLIENT_BUNDLE = new URL('../../dist/browser/ssehub-client.js', import.meta.url);
+let bundle: Promise<Buffer> | undefined;
+
+const NO_STORE = { 'cache-control': 'no-store' };
+
+/** `true` when `/ui` is served. */
+export function uiEnabled(ctx: HubContext): boolean {
+  return ctx.hub.config.ui || ctx.hub.config.dev;
+}
+
+/** Serves `/ui` and below. */
+export async function handleUi(ctx: HubContext, req: NodeRequest, res: NodeResponse, path: string, query: URLSearchParams): Promise<void> {
+  const method = req.method ?? 'GET';
+  if (path === '/ui' || path === '/ui/') {
+    if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, 'method-not-allowed', `${method} is not supported on ${path}`, { allow: 'GET' });
+    // The page runs its own inline script and nothing from elsewhere.
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', ...NO_STORE, 'content-security-policy': "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:", 'x-content-type-options': 'nosniff' }).end(UI_PAGE);
+    return;
+  }
+  if (path === '/ui/client.js') {
+    bundle ??= readFile(CLIENT_BUNDLE).catch((error: unknown) => {
+      bundle = undefined;
+      throw new HttpError(404, 'not-found', `the browser bundle is missing (run npm run build): ${(error as Error).message}`);
+    });
+    res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'max-age=300' }).end(await bundle);
+    return;
+  }
+  if (path === '/ui/api/state') {
+    if (method !== 'GET') throw new HttpError(405, 'method-not-allowed', `${method} is not supported on ${path}`, { allow: 'GET' });
+    await authorize(ctx, req, query);
+    const { hub } = ctx;
+    const value = async (metric: { get(): Promise<{ values: { value: number }[] }> }) => (await metric.get()).values.reduce((n, v) => n + v.value, 0);
+    const { topics, templateSubscribers } = hub.topicCounts();
+    const state = {
+      dev: hub.config.dev,
+      hubPath: HUB_PATH,
+      connections: hub.streams.size,
+      subscriptions: await value(hub.metrics.subscriptions),
+      updatesPublished: await value(hub.metrics.updatesPublished),
+      deliveries: await value(hub.metrics.deliveries),
+      topics: topics.slice(0, 200),
+      templateSubscribers,
+      recentEnds: [...hub.recentEnds].reverse(),
+      uptimeMs: Date.now() - hub.startedAt,
+      now: Date.now(),
+    };
+    res.writeHead(200, { 'content-type': 'application/json', ...NO_STORE }).end(JSON.stringify(state));
+    return;
+  }
+  if (path === '/ui/api/token' && ctx.hub.config.dev) {
+    if (method !== 'POST') throw new HttpError(405, 'method-not-allowed', `${method} is not supported on ${path}`, { allow: 'POST' });
+    const body = (await readBody(req, 64 * 1024)).toString('utf8');
+    let claims: { publish?: unknown; subscribe?: unknown; ui?: unknown };
+    try {
+      claims = body.trim() === '' ? {} : (JSON.parse(body) as typeof claims);
+      if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) throw new Error('not an object');
+    } catch (error) {
+      throw new HttpError(400, 'bad-request', `expected a JSON object such as {"publish":["*"],"subscribe":["*"],"ui":true}: ${(error as Error).message}`);
+    }
+    const list = (v: unknown, name: string): string[] | undefined => {
+      if (v === undefined) return undefined;
+      if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new HttpError(400, 'bad-request', `"${name}" must be an array of strings`);
+      return v as string[];
+    };
+    const key = ctx.hub.config.jwtKey as string;
+    const token = await signToken(key, { publish: list(claims.publish, 'publish'), subscribe: list(claims.subscribe, 'subscribe'), ui: claims.ui === true }, ctx.hub.config.jwtAlg);
+    res.writeHead(200, { 'content-type': 'application/json', ...NO_STORE }).end(JSON.stringify({ token }));
+    return;
+  }
+  throw new HttpError(404, 'not-found', `no such resource: ${path}`);
+}
+
+/** The dashboard's data needs a token with `ssehub.ui: true`, except in `--dev`. */
+async function authorize(ctx: HubContext, req: NodeRequest, query: URLSearchParams): Promise<void> {
+  if (ctx.hub.config.dev) return;
+  const found = findToken(req, query, ctx.hub.config.cookieName);
+  if (found === undefined) throw new HttpError(401, 'missing-token', 'the dashboard needs a token with the claim "ssehub.ui": true (ssehub token --ui)', { 'www-authenticate': 'Bearer realm="ssehub"' });
+  const grant = await (ctx.subscriberVerifier ?? ctx.publisherVerifier).verify(found.token);
+  if (!grant.ui) throw new HttpError(403, 'no-ui-claim', 'the token has no "ssehub.ui": true claim, so it may not read the dashboard');
+}
