@@ -115,11 +115,22 @@ function createHttpServer(config: HubConfig, ctx: HubContext): Server | Http2Sec
   }
   const server = createServer({ keepAliveTimeout: 65_000, maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => handleRequest(ctx, req, res));
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
-    const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
-    hub.metrics.rejected.inc({ status: tooLarge ? '431' : '400', reason: tooLarge ? 'headers-too-large' : 'bad-request' });
-    if (socket.writable && error.code !== 'ECONNRESET') {
-      const body = tooLarge ? 'request headers larger than 96 KiB\n' : `malformed HTTP request (${error.code ?? 'parse error'})\n`;
-      socket.end(`HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\ncontent-type: text/plain\r\nconnection: close\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+    // The client went away: nothing to answer and nothing it did wrong.
+    if (error.code === 'ECONNRESET') {
+      socket.destroy();
+      return;
+    }
+    // A request head that did not arrive within Node's headersTimeout (slowloris, a half-open
+    // request) is a timeout, not a malformed request.
+    const [status, reason, line, body] =
+      error.code === 'HPE_HEADER_OVERFLOW'
+        ? ['431', 'headers-too-large', '431 Request Header Fields Too Large', 'request headers larger than 96 KiB\n']
+        : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? ['408', 'request-timeout', '408 Request Timeout', 'the request did not arrive in time\n']
+          : ['400', 'bad-request', '400 Bad Request', `malformed HTTP request (${error.code ?? 'parse error'})\n`];
+    hub.metrics.rejected.inc({ status, reason });
+    if (socket.writable) {
+      socket.end(`HTTP/1.1 ${line}\r\ncontent-type: text/plain\r\nconnection: close\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
     } else socket.destroy();
   });
   return server;
