@@ -114,9 +114,12 @@ function createHttpServer(config: HubConfig, ctx: HubContext): Server | Http2Sec
     return server;
   }
   const server = createServer({ keepAliveTimeout: 65_000, maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => handleRequest(ctx, req, res));
+  // Node may report more than one error for a connection it already gave up on (a timed-out head
+  // is followed by a parse error as the socket closes): one answer, one count per connection.
+  const answered = new WeakSet<object>();
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     // The client went away: nothing to answer and nothing it did wrong.
-    if (error.code === 'ECONNRESET') {
+    if (error.code === 'ECONNRESET' || answered.has(socket)) {
       socket.destroy();
       return;
     }
@@ -129,6 +132,7 @@ function createHttpServer(config: HubConfig, ctx: HubContext): Server | Http2Sec
           ? ['408', 'request-timeout', '408 Request Timeout', 'the request did not arrive in time\n']
           : ['400', 'bad-request', '400 Bad Request', `malformed HTTP request (${error.code ?? 'parse error'})\n`];
     hub.metrics.rejected.inc({ status, reason });
+    answered.add(socket);
     if (socket.writable) {
       socket.end(`HTTP/1.1 ${line}\r\ncontent-type: text/plain\r\nconnection: close\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
     } else socket.destroy();
