@@ -19,6 +19,7 @@ import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { signToken } from '../../src/hub/token.js';
+import { onProcessExit } from '../../test/helpers/exit-hook.js';
 import { freePort } from '../../test/helpers/ports.js';
 
 export type PeerName = 'nchan' | 'better-sse' | 'bare' | 'ssehub-memory' | 'ssehub-sqlite';
@@ -162,17 +163,7 @@ function killAll(): void {
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.on('exit', killAll);
-  // 'exit' does not run when a signal ends the process: kill the peers, then let the signal do
-  // what it would have done (unless someone else handles it).
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const onSignal = () => {
-      killAll();
-      process.removeListener(signal, onSignal);
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-    };
-    process.on(signal, onSignal);
-  }
+  onProcessExit(killAll);
 }
 
 function sleep(ms: number): Promise<void> {

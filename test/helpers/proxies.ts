@@ -8,6 +8,7 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { onProcessExit } from './exit-hook.js';
 import { freePort } from './ports.js';
 
 export const NGINX_BINARY = '/usr/sbin/nginx';
@@ -166,17 +167,7 @@ function killAll(): void {
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.on('exit', killAll);
-  // 'exit' does not run when a signal ends the process: kill the proxies, then let the signal
-  // do what it would have done (unless someone else handles it).
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const onSignal = () => {
-      killAll();
-      process.removeListener(signal, onSignal);
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-    };
-    process.on(signal, onSignal);
-  }
+  onProcessExit(killAll);
 }
 
 function sleep(ms: number): Promise<void> {

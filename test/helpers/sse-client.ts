@@ -1,6 +1,6 @@
 // A test client that records exactly what arrives on an SSE response: raw chunks in arrival
 // order, and what our parser makes of them. Real sockets, no mocks.
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { type IncomingHttpHeaders, type IncomingMessage, request as httpRequest } from 'node:http';
 import { type ClientHttp2Session, type OutgoingHttpHeaders, connect as http2Connect } from 'node:http2';
 import { EventStreamParser, type ParsedEvent } from '../../src/protocol/index.js';
 
@@ -68,20 +68,23 @@ export class SseRecorder {
   }
 }
 
+/** Feeds an HTTP/1.1 response (node:http or node:https) into a recorder. */
+export function recordResponse(res: IncomingMessage, recorder = new SseRecorder()): SseRecorder {
+  recorder.status = res.statusCode ?? 0;
+  recorder.headers = res.headers;
+  recorder.close = () => res.destroy();
+  res.on('data', (chunk: Buffer) => recorder.push(chunk));
+  res.on('end', () => recorder.finish());
+  res.on('close', () => recorder.finish());
+  res.on('error', () => recorder.finish());
+  return recorder;
+}
+
 /** Opens an SSE request over HTTP/1.1; resolves once the response headers have arrived. */
 export function openSse(url: string, headers: Record<string, string> = {}): Promise<SseRecorder> {
   const recorder = new SseRecorder();
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { headers: { accept: 'text/event-stream', ...headers }, agent: false }, (res) => {
-      recorder.status = res.statusCode ?? 0;
-      recorder.headers = res.headers;
-      recorder.close = () => res.destroy();
-      res.on('data', (chunk: Buffer) => recorder.push(chunk));
-      res.on('end', () => recorder.finish());
-      res.on('close', () => recorder.finish());
-      res.on('error', () => recorder.finish());
-      resolve(recorder);
-    });
+    const req = httpRequest(url, { headers: { accept: 'text/event-stream', ...headers }, agent: false }, (res) => resolve(recordResponse(res, recorder)));
     req.on('error', reject);
     req.end();
   });

@@ -10,7 +10,7 @@ import { type RequestOptions, request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';
-import { SseRecorder, h2Sse } from './sse-client.js';
+import { type SseRecorder, h2Sse, recordResponse } from './sse-client.js';
 export { h2Sse };
 
 export interface TestCertificate {
@@ -126,18 +126,8 @@ export function https1Publish(hubUrl: string, ca: string, form: Record<string, s
 
 /** Opens an SSE stream over HTTP/1.1 with TLS; resolves once the response headers arrived. */
 export function https1Sse(url: string, ca: string, headers: OutgoingHttpHeaders = {}): Promise<SseRecorder> {
-  const recorder = new SseRecorder();
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, http1Only(ca, { headers: { accept: 'text/event-stream', ...headers } }), (res) => {
-      recorder.status = res.statusCode ?? 0;
-      recorder.headers = res.headers;
-      recorder.close = () => res.destroy();
-      res.on('data', (chunk: Buffer) => recorder.push(chunk));
-      res.on('end', () => recorder.finish());
-      res.on('close', () => recorder.finish());
-      res.on('error', () => recorder.finish());
-      resolve(recorder);
-    });
+    const req = httpsRequest(url, http1Only(ca, { headers: { accept: 'text/event-stream', ...headers } }), (res) => resolve(recordResponse(res)));
     req.on('error', reject);
     req.end();
   });
