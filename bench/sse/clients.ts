@@ -25,6 +25,9 @@ export interface ClientStats {
   connections: number; failed: number;   // open now / failed to open (non-200, refused, reset) or dropped by the server
   events: number;                        // data events received (all connections)
   lost: number; duplicated: number; reordered: number;
+  resumes: number;                       // reopenings with Last-Event-ID by churn() or, with resume: true, after the server ended a stream
+  serverCloses: number;                  // streams the server ended while open
+  churning: number;                      // connections closed by churn() (or by the server, in resume mode) and not open again yet
   latency: { count: number; p50: number; p99: number; max: number };   // µs, since last resetLatency()
   cpu: { user: number; system: number }; // µs used by the load-generator processes since start
 }
@@ -39,6 +42,11 @@ export interface Clients {
   connect(target: { host: string; port: number; path: string }, count: number, options?: { concurrency?: number; lastSeq?: number }): Promise<void>;
   /** Resolves when every open connection has seen seq >= `seq` (or after timeoutMs: then rejects with how many are behind). Returns the ms it took. */
   waitFor(seq: number, timeoutMs: number): Promise<number>;
+  /**
+   * Closes `count` open connections (that have seen an id) chosen at random, spread over the children, and reopens each with
+   * `Last-Event-ID: <its last id>` after a random 0–maxDelayMs; their counting goes on across the gap. Returns how many were closed.
+   */
+  churn(count: number, maxDelayMs: number): Promise<number>;
   /** Closes all connections (client side) but remembers each one's last id and last seq. */
   disconnectAll(): Promise<void>;
   /** Re-opens every remembered connection at once (or `concurrency` at a time, over all children) with `Last-Event-ID: <its last id>`; resolves when all got headers. Throws if more than 1% failed. */
@@ -84,11 +92,13 @@ export type ChildRequest =
   | { op: 'reconnect'; req: number; concurrency: number }
   | { op: 'disconnect' | 'resetLatency' | 'stats' | 'close'; req: number }
   | { op: 'waitFor'; req: number; seq: number }
+  | { op: 'churn'; req: number; count: number; maxDelayMs: number }
   | { op: 'progress'; req: number; seq: number; cancel: boolean };
 /** A child's counters. */
 export interface ChildStats {
   op: 'stats'; req: number;
   connections: number; failed: number; events: number; lost: number; duplicated: number; reordered: number;
+  resumes: number; serverCloses: number; churning: number;
   histogram: number[]; latencyCount: number; latencyMax: number;
   cpu: { user: number; system: number };
 }
@@ -97,6 +107,7 @@ export type ChildReply =
   | { op: 'ready'; req: 0; pid: number }
   | { op: 'done'; req: number; failed: number; errors: string[] }
   | { op: 'progress'; req: number; behind: number; lowest: number; open: number }
+  | { op: 'churned'; req: number; count: number }
   | { op: 'error'; req: number; message: string }
   | ChildStats;
 
@@ -139,7 +150,7 @@ class Child {
   }
 }
 
-function spawnChild(core: number, batchMs: number): Promise<Child> {
+function spawnChild(core: number, batchMs: number, resume: boolean): Promise<Child> {
   const file = fileURLToPath(new URL('./loadgen.ts', import.meta.url));
   const root = fileURLToPath(new URL('../../', import.meta.url));
   // LOADGEN_NODE_ARGS adds node flags to the children (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
@@ -147,7 +158,7 @@ function spawnChild(core: number, batchMs: number): Promise<Child> {
   const proc = spawn('taskset', ['-c', String(core), process.execPath, ...extra, '--import', 'tsx', file], {
     cwd: root,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, SSEHUB_LOADGEN: '1', SSEHUB_LOADGEN_BATCH_MS: String(batchMs) },
+    env: { ...process.env, SSEHUB_LOADGEN: '1', SSEHUB_LOADGEN_BATCH_MS: String(batchMs), SSEHUB_LOADGEN_RESUME: resume ? '1' : '0' },
   });
   live.add(proc);
   const child = new Child(proc);
@@ -189,9 +200,10 @@ function checkFailures(what: string, count: number, replies: ChildReply[]): void
  * Starts `processes` load-generator children pinned to `core` (default 0), using `sources` source addresses 127.0.0.2… (default 64).
  * batchMs (default 1): after a turn of its event loop that found fewer than 200 sockets readable, a child blocks this long before
  * polling again, so reads come in batches: that costs about a third less CPU per event, and adds up to batchMs to some latencies (0: off).
+ * resume (default false): a stream the server ends is reopened with Last-Event-ID after 0–1 s, as an EventSource does, instead of counting as failed.
  */
-export async function startClients(options: { processes: number; core?: number; sources?: number; batchMs?: number }): Promise<Clients> {
-  const { processes, core = 0, sources = 64, batchMs = 1 } = options;
+export async function startClients(options: { processes: number; core?: number; sources?: number; batchMs?: number; resume?: boolean }): Promise<Clients> {
+  const { processes, core = 0, sources = 64, batchMs = 1, resume = false } = options;
   if (!(processes >= 1) || !(sources >= 1 && sources <= 250)) throw new Error('startClients: processes >= 1 and 1 <= sources <= 250');
   if (!exitHook) {
     exitHook = true;
@@ -199,7 +211,7 @@ export async function startClients(options: { processes: number; core?: number; 
       for (const proc of live) proc.kill('SIGKILL');
     });
   }
-  const started = await Promise.allSettled(Array.from({ length: processes }, () => spawnChild(core, batchMs)));
+  const started = await Promise.allSettled(Array.from({ length: processes }, () => spawnChild(core, batchMs, resume)));
   const children = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   const failure = started.find((s) => s.status === 'rejected');
   if (failure !== undefined) {
@@ -252,6 +264,12 @@ export async function startClients(options: { processes: number; core?: number; 
       throw new Error(`waitFor(${seq}): after ${timeoutMs} ms ${behind} of ${open} open connections have not seen it (lowest last seq ${lowest})`);
     },
 
+    async churn(count, maxDelayMs) {
+      const shares = children.map((_, k) => Math.floor(count / children.length) + (k < count % children.length ? 1 : 0));
+      const replies = await Promise.all(children.map((c, k) => c.request<Extract<ChildReply, { op: 'churned' }>>({ op: 'churn', count: shares[k]!, maxDelayMs })));
+      return replies.reduce((n, r) => n + r.count, 0);
+    },
+
     async disconnectAll() {
       await all({ op: 'disconnect' });
     },
@@ -268,7 +286,7 @@ export async function startClients(options: { processes: number; core?: number; 
     async stats() {
       const replies = await all<ChildStats>({ op: 'stats' });
       const histogram = new Array<number>(HISTOGRAM_BUCKETS).fill(0);
-      const sum = (key: 'connections' | 'failed' | 'events' | 'lost' | 'duplicated' | 'reordered' | 'latencyCount'): number =>
+      const sum = (key: 'connections' | 'failed' | 'events' | 'lost' | 'duplicated' | 'reordered' | 'resumes' | 'serverCloses' | 'churning' | 'latencyCount'): number =>
         replies.reduce((n, r) => n + r[key], 0);
       for (const r of replies) r.histogram.forEach((v, i) => (histogram[i]! += v));
       const count = sum('latencyCount');
@@ -280,6 +298,9 @@ export async function startClients(options: { processes: number; core?: number; 
         lost: sum('lost'),
         duplicated: sum('duplicated'),
         reordered: sum('reordered'),
+        resumes: sum('resumes'),
+        serverCloses: sum('serverCloses'),
+        churning: sum('churning'),
         latency: { count, p50: histogramQuantile(histogram, count, 0.5, max), p99: histogramQuantile(histogram, count, 0.99, max), max },
         cpu: {
           user: replies.reduce((n, r) => n + r.cpu.user, 0),

@@ -47,6 +47,7 @@ const CONNECTING = 1; // TCP connecting or waiting for the response headers
 const OPEN = 2; // headers received, events flowing
 
 const MAX_MISSING_RANGES = 256;
+const SERVER_CLOSED = 'closed by the server';
 const HEADER_TIMEOUT_MS = 60_000;
 
 /** Process-wide counters; every connection adds to them, so stats() is O(1) apart from the histogram. */
@@ -57,6 +58,12 @@ export class Counters {
   reordered = 0;
   failed = 0;
   open = 0;
+  /** Reopenings with Last-Event-ID outside a connect/reconnect batch: churn, and resumes after the server closed a stream (resume mode). */
+  resumes = 0;
+  /** Streams the server ended while they were open (in resume mode they are reopened, not counted as failed). */
+  serverCloses = 0;
+  /** Connections closed by a churn and not yet open again. */
+  churning = 0;
   histogram = new Uint32Array(HISTOGRAM_BUCKETS);
   latencyCount = 0;
   latencyMax = 0;
@@ -94,6 +101,8 @@ export class Connection {
   lastSeq: number;
   /** Seqs skipped over and not (yet) received, as [from, to] pairs; null when none. */
   missing: number[] | null = null;
+  /** Opened outside a connect/reconnect batch (churn, resume): its outcome settles no batch. */
+  solo = false;
   /** The last `id:` value seen, as bytes (the Last-Event-ID of a reconnect). */
   id = Buffer.allocUnsafe(64);
   idLength = 0;
@@ -431,20 +440,72 @@ function main(): void {
     pump();
   };
 
+  /** A connection's opening is over (open or failed): a batch member settles its batch, a solo one its churn. */
+  const settled = (c: Connection): void => {
+    if (!c.solo) return settle();
+    c.solo = false;
+    counters.churning--;
+  };
+
+  // Resume mode (SSEHUB_LOADGEN_RESUME=1): a stream the server ends is reopened with
+  // Last-Event-ID after a random 0–1 s, as an EventSource does (the hub's --write-timeout ends
+  // every stream after a while; a soak outlives it).
+  const resumeMode = process.env.SSEHUB_LOADGEN_RESUME === '1';
+
   const fail = (c: Connection, reason: string): void => {
     const wasOpen = c.state === OPEN;
     const wasConnecting = c.state === CONNECTING;
     if (c.state === IDLE) return;
     c.state = IDLE;
-    counters.failed++;
-    counters.noteError(reason);
     c.socket?.destroy();
     c.socket = null;
     if (wasOpen) {
       counters.open--;
       if (counters.target !== 0 && c.lastSeq < counters.target && --counters.behind === 0) counters.onCaughtUp?.();
     }
-    if (wasConnecting) settle();
+    if (wasConnecting) settled(c);
+    if (wasOpen && reason === SERVER_CLOSED) {
+      counters.serverCloses++;
+      if (resumeMode) {
+        resumeLater(c, Math.random() * 1000);
+        return;
+      }
+    }
+    counters.failed++;
+    counters.noteError(reason);
+  };
+
+  /** Reopens `c` (idle) with Last-Event-ID after `delayMs`, outside any batch; a disconnect in between cancels it. */
+  let generation = 0;
+  const resumeLater = (c: Connection, delayMs: number): void => {
+    const g = generation;
+    c.solo = true;
+    counters.churning++;
+    setTimeout(() => {
+      if (g !== generation) return;
+      counters.resumes++;
+      open(c);
+    }, delayMs);
+  };
+
+  /** Closes `count` open connections that have seen an id, chosen at random, and reopens each with Last-Event-ID after 0–maxDelayMs. */
+  const churn = (count: number, maxDelayMs: number): number => {
+    const candidates: Connection[] = [];
+    for (const c of connections) if (c.state === OPEN && c.idLength > 0) candidates.push(c);
+    const n = Math.min(count, candidates.length);
+    for (let k = 0; k < n; k++) {
+      const j = k + Math.floor(Math.random() * (candidates.length - k));
+      const c = candidates[j]!;
+      candidates[j] = candidates[k]!;
+      const socket = c.socket;
+      c.state = IDLE;
+      c.socket = null;
+      counters.open--;
+      if (counters.target !== 0 && c.lastSeq < counters.target && --counters.behind === 0) counters.onCaughtUp?.();
+      socket?.destroy();
+      resumeLater(c, Math.random() * maxDelayMs);
+    }
+    return n;
   };
 
   // Batching: when a turn of the event loop found only a few sockets readable, block for
@@ -482,7 +543,7 @@ function main(): void {
           if (r !== null) {
             if (r === 'open') {
               socket.setTimeout(0);
-              settle();
+              settled(c);
             } else fail(c, r.slice(5));
           }
           return true;
@@ -502,7 +563,7 @@ function main(): void {
       if (c.socket === socket) fail(c, error.code ?? error.message);
     });
     socket.on('close', () => {
-      if (c.socket === socket) fail(c, c.state === OPEN ? 'closed by the server' : 'closed before the response head');
+      if (c.socket === socket) fail(c, c.state === OPEN ? SERVER_CLOSED : 'closed before the response head');
     });
   };
 
@@ -549,6 +610,9 @@ function main(): void {
       lost: counters.lost,
       duplicated: counters.duplicated,
       reordered: counters.reordered,
+      resumes: counters.resumes,
+      serverCloses: counters.serverCloses,
+      churning: counters.churning,
       histogram: Array.from(counters.histogram),
       latencyCount: counters.latencyCount,
       latencyMax: counters.latencyMax,
@@ -557,6 +621,10 @@ function main(): void {
   };
 
   const closeAll = (done: () => void): void => {
+    // Pending churns and resumes are called off.
+    generation++;
+    counters.churning = 0;
+    for (const c of connections) c.solo = false;
     let pending = 0;
     for (const c of connections) {
       const socket = c.socket;
@@ -603,7 +671,10 @@ function main(): void {
           break;
         }
         case 'reconnect':
-          startBatch(message.req, connections.filter((c) => c.state === IDLE), message.concurrency);
+          startBatch(message.req, connections.filter((c) => c.state === IDLE && !c.solo), message.concurrency);
+          break;
+        case 'churn':
+          send({ op: 'churned', req: message.req, count: churn(message.count, message.maxDelayMs) });
           break;
         case 'disconnect':
           closeAll(() => send({ op: 'done', req: message.req, failed: 0, errors: [] }));

@@ -1,0 +1,302 @@
+// The steady soak (issue 9, item 1): one hub process, many subscribers over several load-generator
+// processes, updates at a steady rate across many topics, and a share of the subscribers leaving
+// and resuming with Last-Event-ID every second, for a fixed time. At the end every subscriber must
+// hold every update of its topic exactly once and in order; the hub's memory must be flat after
+// warm-up, its event loop responsive, and its file descriptors back where they started.
+//
+// Counting: update k of the run goes to topic k mod T with data `s=<its number within the topic>`,
+// so each subscriber (one topic each) expects 1, 2, 3, … and the load generator counts every gap,
+// repeat and inversion (bench/sse/clients.ts). The publisher completes the last round, so every
+// topic ends on the same number and one waitFor covers all subscribers.
+import { execFileSync } from 'node:child_process';
+import { cpus } from 'node:os';
+import { type ClientStats, startClients, payload } from '../sse/clients.js';
+import { type HubProcess, startHubProcess } from '../../test/helpers/hub-process.js';
+import { TEST_KEY } from '../../test/helpers/hub.js';
+import { signToken } from '../../src/hub/token.js';
+import { type Point, parseExposition, quantile, slopePerMinute, windowMinima } from './trend.js';
+
+/** What a steady soak is asked to do. */
+export interface SteadyOptions {
+  durationMs: number;
+  subscribers: number;
+  /** Updates per second, over all topics. */
+  rate: number;
+  topics: number;
+  /** Share of the subscribers closed and resumed each second (0.01 = 1 %). */
+  churn: number;
+  /** Load-generator processes. */
+  processes: number;
+  /** Samples before this much time has passed are warm-up: left out of slopes and lag figures. */
+  warmupMs: number;
+  sampleMs: number;
+  /** Flags for the hub (the transport among them). */
+  hubFlags: string[];
+  /** Transport as shown in the report. */
+  transportName: string;
+  log: (message: string) => void;
+}
+
+/** One reading of the hub's /metrics. */
+interface Sample {
+  t: number;
+  rss: number;
+  heap: number;
+  fds: number;
+  connections: number;
+  lagP99: number;
+}
+
+/** What a steady soak measured, and whether each target held. */
+export interface SteadyResult {
+  options: SteadyOptions;
+  elapsedMs: number;
+  published: number;
+  publishFailures: string[];
+  finalSeq: number;
+  clients: ClientStats;
+  churned: number;
+  caughtUp: boolean;
+  caughtUpError: string;
+  rss: { warm: number; end: number; peak: number; slope: number; floorSlope: number };
+  heap: { warm: number; end: number; peak: number; slope: number; floorSlope: number };
+  lag: { p50: number; p99: number; max: number };
+  fds: { baseline: number; extraMin: number; extraMax: number; after: number };
+  notReady: number;
+  checks: { name: string; ok: boolean; detail: string }[];
+}
+
+/** Memory may rise by at most this much per minute after warm-up (the floor under the GC sawtooth). */
+export const HEAP_FLOOR_SLOPE_LIMIT = 1 * 2 ** 20;
+export const RSS_FLOOR_SLOPE_LIMIT = 2 * 2 ** 20;
+/** File descriptors the hub may hold after every client left, above what it held before any came. */
+export const FD_TOLERANCE = 3;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function scrape(hub: HubProcess): Promise<Map<string, number>> {
+  const res = await fetch(`${hub.url}/metrics`);
+  return parseExposition(await res.text());
+}
+
+function reading(t: number, m: Map<string, number>): Sample {
+  return {
+    t,
+    rss: m.get('process_resident_memory_bytes') ?? NaN,
+    heap: m.get('nodejs_heap_size_used_bytes') ?? NaN,
+    fds: m.get('process_open_fds') ?? NaN,
+    connections: m.get('ssehub_connections') ?? NaN,
+    lagP99: m.get('nodejs_eventloop_lag_p99_seconds') ?? NaN,
+  };
+}
+
+/** Pins every thread of `pid` to `core` when the machine has that core (the load generator takes core 0). */
+function pin(pid: number, core: number): void {
+  if (cpus().length <= core) return;
+  execFileSync('taskset', ['-acp', String(core), String(pid)], { stdio: 'ignore' });
+}
+
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+/** Runs one steady soak against a fresh hub process; never throws for a failed check (the result says). */
+export async function steadySoak(o: SteadyOptions): Promise<SteadyResult> {
+  const hub = await startHubProcess(['--anonymous', '--max-connections', '0', ...o.hubFlags]);
+  pin(hub.child.pid!, 1);
+  const token = await signToken(TEST_KEY, { publish: ['*'] });
+  const clients = await startClients({ processes: o.processes, core: 0, resume: true });
+  const samples: Sample[] = [];
+  let notReady = 0;
+  try {
+    const base = reading(0, await scrape(hub));
+    o.log(`hub pid ${hub.child.pid} on ${hub.url}, ${o.transportName}; ${base.fds} fds, RSS ${mib(base.rss)} before any subscriber`);
+
+    // Subscribers: an equal share per topic (the first topics take the remainder).
+    const topicUrl = (k: number) => `https://soak.example/topics/${k}`;
+    const connectStart = performance.now();
+    for (let k = 0; k < o.topics; k++) {
+      const count = Math.floor(o.subscribers / o.topics) + (k < o.subscribers % o.topics ? 1 : 0);
+      if (count === 0) continue;
+      await clients.connect({ host: '127.0.0.1', port: hub.port, path: `/.well-known/mercure?topic=${encodeURIComponent(topicUrl(k))}` }, count);
+    }
+    o.log(`${o.subscribers.toLocaleString('en-US')} subscribers on ${o.topics} topics in ${((performance.now() - connectStart) / 1000).toFixed(1)} s`);
+
+    const start = performance.now();
+    const end = start + o.durationMs;
+    let stopped = false;
+
+    // Sampling and progress lines.
+    const sampler = (async () => {
+      let lastLog = start;
+      while (!stopped) {
+        const t = performance.now() - start;
+        try {
+          samples.push(reading(t, await scrape(hub)));
+          if (!(await fetch(`${hub.url}/readyz`)).ok) notReady++;
+        } catch {
+          notReady++;
+        }
+        if (performance.now() - lastLog >= 30_000) {
+          lastLog = performance.now();
+          const s = samples.at(-1)!;
+          const c = await clients.stats();
+          o.log(
+            `${Math.round(t / 1000)} s: ${c.connections} open, ${c.churning} resuming, ${c.resumes} resumes, ${c.events.toLocaleString('en-US')} events, lost/dup/reord ${c.lost}/${c.duplicated}/${c.reordered}, failed ${c.failed}; hub RSS ${mib(s.rss)}, heap ${mib(s.heap)}, fds ${s.fds}, lag p99 ${(s.lagP99 * 1000).toFixed(1)} ms`,
+          );
+        }
+        await sleep(o.sampleMs);
+      }
+    })();
+
+    // Churn: every second a share of the subscribers leaves and comes back with Last-Event-ID within 1 s.
+    let churned = 0;
+    const churner = (async () => {
+      const perSecond = Math.round(o.subscribers * o.churn);
+      while (!stopped && performance.now() < end && perSecond > 0) {
+        churned += await clients.churn(perSecond, 1000);
+        await sleep(1000);
+      }
+    })();
+
+    // Publisher: on schedule whatever the answers' pace; updates of one topic one after the other.
+    const chains: Promise<void>[] = Array.from({ length: o.topics }, () => Promise.resolve());
+    const failures: string[] = [];
+    const publishOne = async (topic: number, seq: number): Promise<void> => {
+      try {
+        const res = await fetch(`${hub.hubUrl}`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ topic: topicUrl(topic), data: payload(seq) }).toString(),
+        });
+        const body = await res.text();
+        if (res.status !== 200 && failures.length < 20) failures.push(`topic ${topic} #${seq}: ${res.status} ${body.slice(0, 100)}`);
+      } catch (error) {
+        if (failures.length < 20) failures.push(`topic ${topic} #${seq}: ${(error as Error).message}`);
+      }
+    };
+    const interval = 1000 / o.rate;
+    let k = 0;
+    while (performance.now() < end || k % o.topics !== 0) {
+      const wait = start + k * interval - performance.now();
+      if (wait > 0) await sleep(wait);
+      const topic = k % o.topics;
+      const seq = Math.floor(k / o.topics) + 1;
+      chains[topic] = chains[topic]!.then(() => publishOne(topic, seq));
+      k++;
+    }
+    await Promise.all(chains);
+    const finalSeq = k / o.topics;
+    await churner;
+    const elapsedMs = performance.now() - start;
+    o.log(`published ${k.toLocaleString('en-US')} updates (${finalSeq} per topic) in ${(elapsedMs / 1000).toFixed(0)} s; ${failures.length} failed`);
+
+    // Every subscriber must reach the last number of its topic: first let the resumes in flight land.
+    let caughtUp = false;
+    let caughtUpError = '';
+    for (let attempt = 0; attempt < 5 && !caughtUp; attempt++) {
+      const settleBy = performance.now() + 30_000;
+      while ((await clients.stats()).churning > 0 && performance.now() < settleBy) await sleep(100);
+      try {
+        await clients.waitFor(finalSeq, 60_000);
+        const s = await clients.stats();
+        caughtUp = s.churning === 0 && s.connections === o.subscribers;
+        if (!caughtUp) caughtUpError = `${s.connections} of ${o.subscribers} open, ${s.churning} resuming`;
+      } catch (error) {
+        caughtUpError = (error as Error).message;
+      }
+    }
+    const final = await clients.stats();
+    stopped = true;
+    await sampler;
+
+    // Every client leaves; the hub must give back every descriptor.
+    await clients.disconnectAll();
+    let after = reading(0, await scrape(hub));
+    const releaseBy = performance.now() + 30_000;
+    while ((after.connections > 0 || after.fds > base.fds + FD_TOLERANCE) && performance.now() < releaseBy) {
+      await sleep(500);
+      after = reading(0, await scrape(hub));
+    }
+
+    const warm = samples.filter((s) => s.t >= o.warmupMs);
+    const series = (key: 'rss' | 'heap'): Point[] => warm.map((s) => ({ t: s.t, v: s[key] }));
+    // Floor windows of a tenth of the measured time (at least 30 s): several GC cycles each.
+    const floorWindow = Math.max(30_000, (o.durationMs - o.warmupMs) / 10);
+    const memory = (key: 'rss' | 'heap') => {
+      const points = series(key);
+      return {
+        warm: points[0]?.v ?? NaN,
+        end: points.at(-1)?.v ?? NaN,
+        peak: Math.max(...points.map((p) => p.v)),
+        slope: slopePerMinute(points),
+        floorSlope: slopePerMinute(windowMinima(points, floorWindow)),
+      };
+    };
+    const rss = memory('rss');
+    const heap = memory('heap');
+    const lags = warm.map((s) => s.lagP99 * 1000);
+    const extras = warm.map((s) => s.fds - s.connections);
+
+    const checks = [
+      { name: 'every publish answered 200', ok: failures.length === 0, detail: failures.length === 0 ? `${k}` : failures.slice(0, 3).join('; ') },
+      {
+        name: 'every subscriber got every update of its topic exactly once, in order',
+        ok: caughtUp && final.lost === 0 && final.duplicated === 0 && final.reordered === 0 && final.failed === 0,
+        detail: `${final.connections} open; lost ${final.lost}, duplicated ${final.duplicated}, reordered ${final.reordered}, failed ${final.failed}${caughtUp ? '' : `; not caught up: ${caughtUpError}`}`,
+      },
+      { name: `heap floor flat (≤ ${mib(HEAP_FLOOR_SLOPE_LIMIT)}/min)`, ok: heap.floorSlope <= HEAP_FLOOR_SLOPE_LIMIT, detail: `${mib(heap.floorSlope)}/min` },
+      { name: `RSS floor flat (≤ ${mib(RSS_FLOOR_SLOPE_LIMIT)}/min)`, ok: rss.floorSlope <= RSS_FLOOR_SLOPE_LIMIT, detail: `${mib(rss.floorSlope)}/min` },
+      { name: `no descriptor leak (≤ ${FD_TOLERANCE} above the start once all left)`, ok: after.connections === 0 && after.fds <= base.fds + FD_TOLERANCE, detail: `${base.fds} before, ${after.fds} after, ${after.connections} streams open` },
+      { name: '/readyz answered 200 throughout', ok: notReady === 0, detail: `${notReady} failures in ${samples.length} probes` },
+    ];
+    return {
+      options: o,
+      elapsedMs,
+      published: k,
+      publishFailures: failures,
+      finalSeq,
+      clients: final,
+      churned,
+      caughtUp,
+      caughtUpError,
+      rss,
+      heap,
+      lag: { p50: quantile(lags, 0.5), p99: quantile(lags, 0.99), max: Math.max(...lags) },
+      fds: { baseline: base.fds, extraMin: Math.min(...extras), extraMax: Math.max(...extras), after: after.fds },
+      notReady,
+      checks,
+    };
+  } finally {
+    await clients.close();
+    await hub.kill('SIGTERM');
+  }
+}
+
+/** The result as Markdown: what ran, the figures, and each check. */
+export function renderSteady(r: SteadyResult): string {
+  const o = r.options;
+  const n = (v: number) => Math.round(v).toLocaleString('en-US');
+  const c = r.clients;
+  return [
+    `${n(o.subscribers)} subscribers (${o.processes} load-generator processes) on ${o.topics} topics, ${o.rate} updates/s, ${(o.churn * 100).toFixed(1)} % of the subscribers closed and resumed with Last-Event-ID every second, for ${(r.elapsedMs / 60_000).toFixed(1)} min; hub transport ${o.transportName}, its defaults otherwise (heartbeat 15 s, write timeout 10 min). The hub is pinned to core 1, the load generators to core 0.`,
+    '',
+    '| figure | value |',
+    '| --- | --- |',
+    `| updates published (all answered 200) | ${n(r.published)} (${r.finalSeq} per topic); ${r.publishFailures.length} failed |`,
+    `| events received by subscribers | ${n(c.events)} |`,
+    `| lost / duplicated / reordered | ${c.lost} / ${c.duplicated} / ${c.reordered} |`,
+    `| resumes with Last-Event-ID (churn + streams the hub ended at their write timeout) | ${n(c.resumes)} (${n(r.churned)} churned, ${n(c.serverCloses)} ended by the hub) |`,
+    `| failed connections | ${c.failed} |`,
+    `| delivery latency p50 / p99 / max (publish → subscriber, whole run) | ${(c.latency.p50 / 1000).toFixed(1)} / ${(c.latency.p99 / 1000).toFixed(1)} / ${(c.latency.max / 1000).toFixed(1)} ms |`,
+    `| hub RSS after warm-up → end (peak) | ${mib(r.rss.warm)} → ${mib(r.rss.end)} (${mib(r.rss.peak)}) |`,
+    `| hub RSS slope: all samples / floor | ${mib(r.rss.slope)}/min / ${mib(r.rss.floorSlope)}/min |`,
+    `| hub heap used after warm-up → end (peak) | ${mib(r.heap.warm)} → ${mib(r.heap.end)} (${mib(r.heap.peak)}) |`,
+    `| hub heap slope: all samples / floor | ${mib(r.heap.slope)}/min / ${mib(r.heap.floorSlope)}/min |`,
+    `| event-loop lag p99 per ${o.sampleMs / 1000} s window: median / p99 / worst | ${r.lag.p50.toFixed(1)} / ${r.lag.p99.toFixed(1)} / ${r.lag.max.toFixed(1)} ms |`,
+    `| open fds minus open streams, during the run | ${r.fds.extraMin} – ${r.fds.extraMax} |`,
+    `| open fds before any subscriber / after all left | ${r.fds.baseline} / ${r.fds.after} |`,
+    '',
+    '| check | result |',
+    '| --- | --- |',
+    ...r.checks.map((ch) => `| ${ch.name} | ${ch.ok ? 'pass' : '**FAIL**'}: ${ch.detail} |`),
+  ].join('\n');
+}
