@@ -5,6 +5,7 @@
 //   npm run soak -- --duration 2m --only steady   a shorter run of one part
 //   npm run soak -- --subscribers 2000 --transport memory
 //   npm run soak -- --only chaos --scenarios hub-kill,storm
+//   npm run soak -- --hub-args "--write-timeout 1m"   extra flags for the hub of the steady soak
 //
 // Exits non-zero when any check failed.
 import { cpus, totalmem } from 'node:os';
@@ -22,7 +23,7 @@ const log = (message: string) => process.stderr.write(`${new Date().toISOString(
 
 const USAGE = `usage: npm run soak -- [--duration 10m] [--subscribers 10000] [--rate 50] [--topics 100] [--churn 1%]
                       [--processes N] [--warmup D] [--sample 5s] [--transport sqlite|memory|redis|nats]
-                      [--only steady|chaos] [--scenarios ${SCENARIOS.map((x) => x.name).join(',')}] [--write]`;
+                      [--hub-args "--write-timeout 2m"] [--only steady|chaos] [--scenarios ${SCENARIOS.map((x) => x.name).join(',')}] [--write]`;
 
 /** Options as given, checked: a bad one stops the run with a message naming it. */
 function options(argv: string[]) {
@@ -40,7 +41,7 @@ function options(argv: string[]) {
     if (value === undefined) throw new Error(`--${name} needs a value\n${USAGE}`);
     given.set(name, value);
   }
-  const known = ['duration', 'subscribers', 'rate', 'topics', 'churn', 'processes', 'warmup', 'sample', 'transport', 'only', 'scenarios'];
+  const known = ['duration', 'subscribers', 'rate', 'topics', 'churn', 'processes', 'warmup', 'sample', 'transport', 'only', 'scenarios', 'hub-args'];
   for (const name of given.keys()) if (!known.includes(name)) throw new Error(`unknown option --${name}\n${USAGE}`);
   const duration = (name: string, fallback: string) => {
     try {
@@ -82,6 +83,7 @@ function options(argv: string[]) {
     warmupMs: given.has('warmup') ? duration('warmup', '0') : Math.min(120_000, Math.round(durationMs / 5)),
     sampleMs: duration('sample', '5s'),
     transport,
+    hubArgs: (given.get('hub-args') ?? '').split(' ').filter((a) => a !== ''),
     only,
     write: flags.has('write'),
   };
@@ -128,7 +130,7 @@ async function main(): Promise<void> {
       else if (o.transport === 'nats') transport = (nats = await startNatsServer()).url;
       else transport = 'memory';
       log(`steady soak: ${o.subscribers} subscribers, ${o.topics} topics, ${o.rate}/s, churn ${(o.churn * 100).toFixed(1)} %/s, ${o.durationMs / 1000} s on ${o.transport}`);
-      const result = await steadySoak({ ...o, hubFlags: ['--transport', transport], transportName: o.transport, log });
+      const result = await steadySoak({ ...o, hubFlags: ['--transport', transport, ...o.hubArgs], transportName: o.transport, log });
       const report = renderSteady(result);
       process.stdout.write(`\n## Steady soak\n\n${header}\n\n${report}\n`);
       if (result.checks.some((c) => !c.ok)) failed = true;

@@ -9,12 +9,14 @@
 // repeat and inversion (bench/sse/clients.ts). The publisher completes the last round, so every
 // topic ends on the same number and one waitFor covers all subscribers.
 import { execFileSync } from 'node:child_process';
+import { Agent, request } from 'node:http';
+import { fileURLToPath } from 'node:url';
 import { cpus } from 'node:os';
 import { type ClientStats, startClients, payload } from '../sse/clients.js';
 import { type HubProcess, startHubProcess } from '../../test/helpers/hub-process.js';
 import { TEST_KEY } from '../../test/helpers/hub.js';
 import { signToken } from '../../src/hub/token.js';
-import { type Point, parseExposition, quantile, slopePerMinute, windowMinima } from './trend.js';
+import { type Point, parseExposition, quantile, slopePerMinute } from './trend.js';
 
 /** What a steady soak is asked to do. */
 export interface SteadyOptions {
@@ -52,27 +54,43 @@ export interface SteadyResult {
   options: SteadyOptions;
   elapsedMs: number;
   published: number;
-  publishFailures: string[];
+  publishFailures: number;
   finalSeq: number;
   clients: ClientStats;
   churned: number;
   caughtUp: boolean;
   caughtUpError: string;
-  rss: { warm: number; end: number; peak: number; slope: number; floorSlope: number };
-  heap: { warm: number; end: number; peak: number; slope: number; floorSlope: number };
+  /** warm/end: the first and last floor (after a full GC) past warm-up; slope: of all samples; floorSlope: of the floors. */
+  rss: { warm: number; end: number; peak: number; slope: number; floorSlope: number; floors: number };
+  heap: { warm: number; end: number; peak: number; slope: number; floorSlope: number; floors: number };
   lag: { p50: number; p99: number; max: number };
   fds: { baseline: number; extraMin: number; extraMax: number; after: number };
   notReady: number;
   checks: { name: string; ok: boolean; detail: string }[];
 }
 
-/** Memory may rise by at most this much per minute after warm-up (the floor under the GC sawtooth). */
+/** Memory may rise by at most this much per minute after warm-up (measured after a full GC, so what is still referenced). */
 export const HEAP_FLOOR_SLOPE_LIMIT = 1 * 2 ** 20;
 export const RSS_FLOOR_SLOPE_LIMIT = 2 * 2 ** 20;
 /** File descriptors the hub may hold after every client left, above what it held before any came. */
 export const FD_TOLERANCE = 3;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** One publish over `agent`: `'200'`, or the status and body, or the error. */
+function post(agent: Agent, url: string, authorization: string, body: string): Promise<string> {
+  return new Promise((resolve) => {
+    const req = request(url, { method: 'POST', agent, headers: { authorization, 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve(res.statusCode === 200 ? '200' : `${res.statusCode} ${text.slice(0, 100)}`));
+      res.on('error', (error) => resolve(error.message));
+    });
+    req.on('error', (error) => resolve(error.message));
+    req.end(body);
+  });
+}
 
 async function scrape(hub: HubProcess): Promise<Map<string, number>> {
   const res = await fetch(`${hub.url}/metrics`);
@@ -100,11 +118,15 @@ const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
 /** Runs one steady soak against a fresh hub process; never throws for a failed check (the result says). */
 export async function steadySoak(o: SteadyOptions): Promise<SteadyResult> {
-  const hub = await startHubProcess(['--anonymous', '--max-connections', '0', ...o.hubFlags]);
+  // --expose-gc and a SIGUSR2 handler (bench/soak/gc-on-signal.mjs): the floors below are read
+  // right after a full collection.
+  const gcHook = fileURLToPath(new URL('./gc-on-signal.mjs', import.meta.url));
+  const hub = await startHubProcess(['--anonymous', '--max-connections', '0', ...o.hubFlags], undefined, ['--expose-gc', '--import', gcHook]);
   pin(hub.child.pid!, 1);
   const token = await signToken(TEST_KEY, { publish: ['*'] });
   const clients = await startClients({ processes: o.processes, core: 0, resume: true });
   const samples: Sample[] = [];
+  const floors: Sample[] = [];
   let notReady = 0;
   try {
     const base = reading(0, await scrape(hub));
@@ -124,10 +146,23 @@ export async function steadySoak(o: SteadyOptions): Promise<SteadyResult> {
     const end = start + o.durationMs;
     let stopped = false;
 
-    // Sampling and progress lines.
+    // Sampling and progress lines. About a dozen times after warm-up (every 15–60 s), a full
+    // collection first: those samples are the floors whose slope tells a leak from the sawtooth.
+    const floorEvery = Math.min(60_000, Math.max(15_000, (o.durationMs - o.warmupMs) / 12));
     const sampler = (async () => {
       let lastLog = start;
+      let lastFloor = start;
       while (!stopped) {
+        if (performance.now() - lastFloor >= floorEvery) {
+          lastFloor = performance.now();
+          process.kill(hub.child.pid!, 'SIGUSR2');
+          await sleep(1000);
+          try {
+            floors.push(reading(performance.now() - start, await scrape(hub)));
+          } catch {
+            notReady++;
+          }
+        }
         const t = performance.now() - start;
         try {
           samples.push(reading(t, await scrape(hub)));
@@ -140,7 +175,7 @@ export async function steadySoak(o: SteadyOptions): Promise<SteadyResult> {
           const s = samples.at(-1)!;
           const c = await clients.stats();
           o.log(
-            `${Math.round(t / 1000)} s: ${c.connections} open, ${c.churning} resuming, ${c.resumes} resumes, ${c.events.toLocaleString('en-US')} events, lost/dup/reord ${c.lost}/${c.duplicated}/${c.reordered}, failed ${c.failed}; hub RSS ${mib(s.rss)}, heap ${mib(s.heap)}, fds ${s.fds}, lag p99 ${(s.lagP99 * 1000).toFixed(1)} ms`,
+            `${Math.round(t / 1000)} s: ${c.connections} open, ${c.churning} resuming, ${c.resumes} resumes, ${c.events.toLocaleString('en-US')} events, lost/dup/reord ${c.lost}/${c.duplicated}/${c.reordered}, failed ${c.failed}, later than 1 s/10 s ${c.latency.over1s}/${c.latency.over10s}; hub RSS ${mib(s.rss)}, heap ${mib(s.heap)}, fds ${s.fds}, lag p99 ${(s.lagP99 * 1000).toFixed(1)} ms`,
           );
         }
         await sleep(o.sampleMs);
@@ -158,20 +193,17 @@ export async function steadySoak(o: SteadyOptions): Promise<SteadyResult> {
     })();
 
     // Publisher: on schedule whatever the answers' pace; updates of one topic one after the other.
+    // Its own keep-alive agent, closed before the descriptors are counted at the end.
+    const agent = new Agent({ keepAlive: true, maxSockets: 16 });
     const chains: Promise<void>[] = Array.from({ length: o.topics }, () => Promise.resolve());
     const failures: string[] = [];
+    let failedPublishes = 0;
     const publishOne = async (topic: number, seq: number): Promise<void> => {
-      try {
-        const res = await fetch(`${hub.hubUrl}`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-www-form-urlencoded' },
-          body: new URLSearchParams({ topic: topicUrl(topic), data: payload(seq) }).toString(),
-        });
-        const body = await res.text();
-        if (res.status !== 200 && failures.length < 20) failures.push(`topic ${topic} #${seq}: ${res.status} ${body.slice(0, 100)}`);
-      } catch (error) {
-        if (failures.length < 20) failures.push(`topic ${topic} #${seq}: ${(error as Error).message}`);
-      }
+      const body = new URLSearchParams({ topic: topicUrl(topic), data: payload(seq) }).toString();
+      const outcome = await post(agent, hub.hubUrl, `Bearer ${token}`, body);
+      if (outcome === '200') return;
+      failedPublishes++;
+      if (failures.length < 20) failures.push(`topic ${topic} #${seq}: ${outcome}`);
     };
     const interval = 1000 / o.rate;
     let k = 0;
@@ -184,25 +216,23 @@ export async function steadySoak(o: SteadyOptions): Promise<SteadyResult> {
       k++;
     }
     await Promise.all(chains);
+    agent.destroy();
     const finalSeq = k / o.topics;
     await churner;
     const elapsedMs = performance.now() - start;
-    o.log(`published ${k.toLocaleString('en-US')} updates (${finalSeq} per topic) in ${(elapsedMs / 1000).toFixed(0)} s; ${failures.length} failed`);
+    o.log(`published ${k.toLocaleString('en-US')} updates (${finalSeq} per topic) in ${(elapsedMs / 1000).toFixed(0)} s; ${failedPublishes} failed`);
 
-    // Every subscriber must reach the last number of its topic: first let the resumes in flight land.
+    // Every subscriber must reach the last number of its topic, including those being resumed
+    // right now (the hub keeps ending streams at their write timeout): poll until none is behind.
     let caughtUp = false;
     let caughtUpError = '';
-    for (let attempt = 0; attempt < 5 && !caughtUp; attempt++) {
-      const settleBy = performance.now() + 30_000;
-      while ((await clients.stats()).churning > 0 && performance.now() < settleBy) await sleep(100);
-      try {
-        await clients.waitFor(finalSeq, 60_000);
-        const s = await clients.stats();
-        caughtUp = s.churning === 0 && s.connections === o.subscribers;
-        if (!caughtUp) caughtUpError = `${s.connections} of ${o.subscribers} open, ${s.churning} resuming`;
-      } catch (error) {
-        caughtUpError = (error as Error).message;
-      }
+    const catchUpBy = performance.now() + 120_000;
+    while (!caughtUp && performance.now() < catchUpBy) {
+      const behind = await clients.behind(finalSeq);
+      const s = await clients.stats();
+      caughtUp = behind === 0 && s.connections + s.churning === o.subscribers;
+      caughtUpError = `after 120 s ${behind} subscribers have not seen update ${finalSeq} of their topic; ${s.connections} open, ${s.churning} being resumed, ${s.failed} failed`;
+      if (!caughtUp) await sleep(200);
     }
     const final = await clients.stats();
     stopped = true;
@@ -218,17 +248,18 @@ export async function steadySoak(o: SteadyOptions): Promise<SteadyResult> {
     }
 
     const warm = samples.filter((s) => s.t >= o.warmupMs);
-    const series = (key: 'rss' | 'heap'): Point[] => warm.map((s) => ({ t: s.t, v: s[key] }));
-    // Floor windows of a tenth of the measured time (at least 30 s): several GC cycles each.
-    const floorWindow = Math.max(30_000, (o.durationMs - o.warmupMs) / 10);
+    const warmFloors = floors.filter((s) => s.t >= o.warmupMs);
+    const series = (from: Sample[], key: 'rss' | 'heap'): Point[] => from.map((s) => ({ t: s.t, v: s[key] }));
     const memory = (key: 'rss' | 'heap') => {
-      const points = series(key);
+      const points = series(warm, key);
+      const floorPoints = series(warmFloors, key);
       return {
-        warm: points[0]?.v ?? NaN,
-        end: points.at(-1)?.v ?? NaN,
+        warm: floorPoints[0]?.v ?? NaN,
+        end: floorPoints.at(-1)?.v ?? NaN,
         peak: Math.max(...points.map((p) => p.v)),
         slope: slopePerMinute(points),
-        floorSlope: slopePerMinute(windowMinima(points, floorWindow)),
+        floorSlope: slopePerMinute(floorPoints),
+        floors: floorPoints.length,
       };
     };
     const rss = memory('rss');
@@ -237,14 +268,14 @@ export async function steadySoak(o: SteadyOptions): Promise<SteadyResult> {
     const extras = warm.map((s) => s.fds - s.connections);
 
     const checks = [
-      { name: 'every publish answered 200', ok: failures.length === 0, detail: failures.length === 0 ? `${k}` : failures.slice(0, 3).join('; ') },
+      { name: 'every publish answered 200', ok: failedPublishes === 0, detail: failedPublishes === 0 ? `${k} of ${k}` : `${failedPublishes} failed: ${failures.slice(0, 3).join('; ')}` },
       {
         name: 'every subscriber got every update of its topic exactly once, in order',
         ok: caughtUp && final.lost === 0 && final.duplicated === 0 && final.reordered === 0 && final.failed === 0,
-        detail: `${final.connections} open; lost ${final.lost}, duplicated ${final.duplicated}, reordered ${final.reordered}, failed ${final.failed}${caughtUp ? '' : `; not caught up: ${caughtUpError}`}`,
+        detail: `${final.connections} open + ${final.churning} being resumed; lost ${final.lost}, duplicated ${final.duplicated}, reordered ${final.reordered}, failed ${final.failed}${caughtUp ? '' : `; not caught up: ${caughtUpError}`}`,
       },
-      { name: `heap floor flat (≤ ${mib(HEAP_FLOOR_SLOPE_LIMIT)}/min)`, ok: heap.floorSlope <= HEAP_FLOOR_SLOPE_LIMIT, detail: `${mib(heap.floorSlope)}/min` },
-      { name: `RSS floor flat (≤ ${mib(RSS_FLOOR_SLOPE_LIMIT)}/min)`, ok: rss.floorSlope <= RSS_FLOOR_SLOPE_LIMIT, detail: `${mib(rss.floorSlope)}/min` },
+      { name: `heap after full GC flat (≤ ${mib(HEAP_FLOOR_SLOPE_LIMIT)}/min)`, ok: heap.floors >= 3 && heap.floorSlope <= HEAP_FLOOR_SLOPE_LIMIT, detail: `${mib(heap.floorSlope)}/min over ${heap.floors} readings` },
+      { name: `RSS after full GC flat (≤ ${mib(RSS_FLOOR_SLOPE_LIMIT)}/min)`, ok: rss.floors >= 3 && rss.floorSlope <= RSS_FLOOR_SLOPE_LIMIT, detail: `${mib(rss.floorSlope)}/min over ${rss.floors} readings` },
       { name: `no descriptor leak (≤ ${FD_TOLERANCE} above the start once all left)`, ok: after.connections === 0 && after.fds <= base.fds + FD_TOLERANCE, detail: `${base.fds} before, ${after.fds} after, ${after.connections} streams open` },
       { name: '/readyz answered 200 throughout', ok: notReady === 0, detail: `${notReady} failures in ${samples.length} probes` },
     ];
@@ -252,7 +283,7 @@ export async function steadySoak(o: SteadyOptions): Promise<SteadyResult> {
       options: o,
       elapsedMs,
       published: k,
-      publishFailures: failures,
+      publishFailures: failedPublishes,
       finalSeq,
       clients: final,
       churned,
@@ -277,20 +308,21 @@ export function renderSteady(r: SteadyResult): string {
   const n = (v: number) => Math.round(v).toLocaleString('en-US');
   const c = r.clients;
   return [
-    `${n(o.subscribers)} subscribers (${o.processes} load-generator processes) on ${o.topics} topics, ${o.rate} updates/s, ${(o.churn * 100).toFixed(1)} % of the subscribers closed and resumed with Last-Event-ID every second, for ${(r.elapsedMs / 60_000).toFixed(1)} min; hub transport ${o.transportName}, its defaults otherwise (heartbeat 15 s, write timeout 10 min). The hub is pinned to core 1, the load generators to core 0.`,
+    `${n(o.subscribers)} subscribers (${o.processes} load-generator processes) on ${o.topics} topics, ${o.rate} updates/s, ${(o.churn * 100).toFixed(1)} % of the subscribers closed and resumed with Last-Event-ID every second, for ${(r.elapsedMs / 60_000).toFixed(1)} min; hub transport ${o.transportName}, ${o.hubFlags.length > 2 ? `flags ${o.hubFlags.slice(2).join(' ')}, ` : ''}its defaults otherwise (heartbeat 15 s, write timeout 10 min). The hub is pinned to core 1, the load generators to core 0.`,
     '',
     '| figure | value |',
     '| --- | --- |',
-    `| updates published (all answered 200) | ${n(r.published)} (${r.finalSeq} per topic); ${r.publishFailures.length} failed |`,
+    `| updates published | ${n(r.published)} (${r.finalSeq} per topic); ${r.publishFailures} failed |`,
     `| events received by subscribers | ${n(c.events)} |`,
     `| lost / duplicated / reordered | ${c.lost} / ${c.duplicated} / ${c.reordered} |`,
     `| resumes with Last-Event-ID (churn + streams the hub ended at their write timeout) | ${n(c.resumes)} (${n(r.churned)} churned, ${n(c.serverCloses)} ended by the hub) |`,
     `| failed connections | ${c.failed} |`,
-    `| delivery latency p50 / p99 / max (publish → subscriber, whole run) | ${(c.latency.p50 / 1000).toFixed(1)} / ${(c.latency.p99 / 1000).toFixed(1)} / ${(c.latency.max / 1000).toFixed(1)} ms |`,
-    `| hub RSS after warm-up → end (peak) | ${mib(r.rss.warm)} → ${mib(r.rss.end)} (${mib(r.rss.peak)}) |`,
-    `| hub RSS slope: all samples / floor | ${mib(r.rss.slope)}/min / ${mib(r.rss.floorSlope)}/min |`,
-    `| hub heap used after warm-up → end (peak) | ${mib(r.heap.warm)} → ${mib(r.heap.end)} (${mib(r.heap.peak)}) |`,
-    `| hub heap slope: all samples / floor | ${mib(r.heap.slope)}/min / ${mib(r.heap.floorSlope)}/min |`,
+    `| delivery latency p50 / p99 / max (publish → subscriber, whole run; a resumed subscriber's replayed events count from their publish) | ${(c.latency.p50 / 1000).toFixed(1)} / ${(c.latency.p99 / 1000).toFixed(1)} / ${(c.latency.max / 1000).toFixed(1)} ms |`,
+    `| deliveries later than 1 s / 10 s | ${n(c.latency.over1s)} / ${n(c.latency.over10s)} |`,
+    `| hub heap used after a full GC: first → last reading past warm-up (peak of all samples) | ${mib(r.heap.warm)} → ${mib(r.heap.end)} (${mib(r.heap.peak)}) |`,
+    `| hub heap slope: after full GC / all samples | ${mib(r.heap.floorSlope)}/min / ${mib(r.heap.slope)}/min |`,
+    `| hub RSS after a full GC: first → last reading past warm-up (peak of all samples) | ${mib(r.rss.warm)} → ${mib(r.rss.end)} (${mib(r.rss.peak)}) |`,
+    `| hub RSS slope: after full GC / all samples | ${mib(r.rss.floorSlope)}/min / ${mib(r.rss.slope)}/min |`,
     `| event-loop lag p99 per ${o.sampleMs / 1000} s window: median / p99 / worst | ${r.lag.p50.toFixed(1)} / ${r.lag.p99.toFixed(1)} / ${r.lag.max.toFixed(1)} ms |`,
     `| open fds minus open streams, during the run | ${r.fds.extraMin} – ${r.fds.extraMax} |`,
     `| open fds before any subscriber / after all left | ${r.fds.baseline} / ${r.fds.after} |`,
@@ -298,5 +330,6 @@ export function renderSteady(r: SteadyResult): string {
     '| check | result |',
     '| --- | --- |',
     ...r.checks.map((ch) => `| ${ch.name} | ${ch.ok ? 'pass' : '**FAIL**'}: ${ch.detail} |`),
+    ...(c.late.length === 0 ? [] : ['', 'The first deliveries later than 5 s, with their connection\'s story:', '', ...c.late.map((l) => `- ${l}`)]),
   ].join('\n');
 }

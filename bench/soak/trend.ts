@@ -1,7 +1,6 @@
-// Pure helpers of the soak's verdicts: reading a Prometheus exposition, and telling a flat series
-// from a growing one. A leak shows as a rising floor under the garbage collector's sawtooth, so
-// the slope that decides is the one of each window's minimum, not of the raw samples (whose
-// slope a single late GC cycle can tilt either way).
+// Pure helpers of the soak's verdicts: reading a Prometheus exposition, the slope of a series, and
+// quantiles. (A leak shows as a rising floor under the garbage collector's sawtooth; the soak reads
+// that floor right after forcing a full collection, and takes the slope of those readings.)
 
 /** One reading of a series: `t` in ms (any origin), `v` its value. */
 export interface Point {
@@ -41,23 +40,6 @@ export function slopePerMinute(points: readonly Point[]): number {
     den += (p.t - mt) ** 2;
   }
   return den === 0 ? 0 : (num / den) * 60_000;
-}
-
-/**
- * The lowest point of each consecutive window of `windowMs` (windows start at the first point's
- * time; empty windows give nothing): the floor of a sawtooth.
- */
-export function windowMinima(points: readonly Point[], windowMs: number): Point[] {
-  if (points.length === 0) return [];
-  if (!(windowMs > 0)) throw new Error('windowMinima: windowMs must be > 0');
-  const start = points[0]!.t;
-  const minima = new Map<number, Point>();
-  for (const p of points) {
-    const w = Math.floor((p.t - start) / windowMs);
-    const low = minima.get(w);
-    if (low === undefined || p.v < low.v) minima.set(w, p);
-  }
-  return [...minima.keys()].sort((a, b) => a - b).map((w) => minima.get(w)!);
 }
 
 /** The q-quantile (0..1, nearest rank) of `values`; NaN when empty. */

@@ -28,7 +28,8 @@ export interface ClientStats {
   resumes: number;                       // reopenings with Last-Event-ID by churn() or, with resume: true, after the server ended a stream
   serverCloses: number;                  // streams the server ended while open
   churning: number;                      // connections closed by churn() (or by the server, in resume mode) and not open again yet
-  latency: { count: number; p50: number; p99: number; max: number };   // µs, since last resetLatency()
+  late: string[];                        // the first deliveries later than 5 s (a few per child), each with its connection's story
+  latency: { count: number; p50: number; p99: number; max: number; over1s: number; over10s: number };   // µs, since last resetLatency(); over*: deliveries later than that
   cpu: { user: number; system: number }; // µs used by the load-generator processes since start
 }
 
@@ -42,6 +43,8 @@ export interface Clients {
   connect(target: { host: string; port: number; path: string }, count: number, options?: { concurrency?: number; lastSeq?: number }): Promise<void>;
   /** Resolves when every open connection has seen seq >= `seq` (or after timeoutMs: then rejects with how many are behind). Returns the ms it took. */
   waitFor(seq: number, timeoutMs: number): Promise<number>;
+  /** How many connections, open or being resumed (churn, resume mode), have not seen seq >= `seq`. */
+  behind(seq: number): Promise<number>;
   /**
    * Closes `count` open connections (that have seen an id) chosen at random, spread over the children, and reopens each with
    * `Last-Event-ID: <its last id>` after a random 0–maxDelayMs; their counting goes on across the gap. Returns how many were closed.
@@ -82,6 +85,13 @@ export function histogramQuantile(histogram: ArrayLike<number>, count: number, p
   return max;
 }
 
+/** How many latencies fell in buckets that start at or above `us` (exact to the bucket width, 2 %). */
+export function histogramCountAbove(histogram: ArrayLike<number>, us: number): number {
+  let n = 0;
+  for (let i = histogramBucket(us); i < histogram.length; i++) n += histogram[i]!;
+  return n;
+}
+
 // --- IPC messages between clients.ts and loadgen.ts.
 
 /** Where connections go. */
@@ -93,12 +103,13 @@ export type ChildRequest =
   | { op: 'disconnect' | 'resetLatency' | 'stats' | 'close'; req: number }
   | { op: 'waitFor'; req: number; seq: number }
   | { op: 'churn'; req: number; count: number; maxDelayMs: number }
-  | { op: 'progress'; req: number; seq: number; cancel: boolean };
+  | { op: 'progress'; req: number; seq: number; cancel: boolean; everyConnection?: boolean };
 /** A child's counters. */
 export interface ChildStats {
   op: 'stats'; req: number;
   connections: number; failed: number; events: number; lost: number; duplicated: number; reordered: number;
   resumes: number; serverCloses: number; churning: number;
+  late: string[];
   histogram: number[]; latencyCount: number; latencyMax: number;
   cpu: { user: number; system: number };
 }
@@ -264,6 +275,11 @@ export async function startClients(options: { processes: number; core?: number; 
       throw new Error(`waitFor(${seq}): after ${timeoutMs} ms ${behind} of ${open} open connections have not seen it (lowest last seq ${lowest})`);
     },
 
+    async behind(seq) {
+      const progress = await all<Extract<ChildReply, { op: 'progress' }>>({ op: 'progress', seq, cancel: false, everyConnection: true });
+      return progress.reduce((n, p) => n + p.behind, 0);
+    },
+
     async churn(count, maxDelayMs) {
       const shares = children.map((_, k) => Math.floor(count / children.length) + (k < count % children.length ? 1 : 0));
       const replies = await Promise.all(children.map((c, k) => c.request<Extract<ChildReply, { op: 'churned' }>>({ op: 'churn', count: shares[k]!, maxDelayMs })));
@@ -301,7 +317,15 @@ export async function startClients(options: { processes: number; core?: number; 
         resumes: sum('resumes'),
         serverCloses: sum('serverCloses'),
         churning: sum('churning'),
-        latency: { count, p50: histogramQuantile(histogram, count, 0.5, max), p99: histogramQuantile(histogram, count, 0.99, max), max },
+        late: replies.flatMap((r) => r.late),
+        latency: {
+          count,
+          p50: histogramQuantile(histogram, count, 0.5, max),
+          p99: histogramQuantile(histogram, count, 0.99, max),
+          max,
+          over1s: histogramCountAbove(histogram, 1e6),
+          over10s: histogramCountAbove(histogram, 1e7),
+        },
         cpu: {
           user: replies.reduce((n, r) => n + r.cpu.user, 0),
           system: replies.reduce((n, r) => n + r.cpu.system, 0),

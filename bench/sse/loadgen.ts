@@ -49,6 +49,9 @@ const OPEN = 2; // headers received, events flowing
 const MAX_MISSING_RANGES = 256;
 const SERVER_CLOSED = 'closed by the server';
 const HEADER_TIMEOUT_MS = 60_000;
+/** A delivery this late (µs) is recorded with its connection's story: a stalled stream, not a slow path. */
+const LATE_US = 5_000_000;
+const MAX_LATE_NOTES = 10;
 
 /** Process-wide counters; every connection adds to them, so stats() is O(1) apart from the histogram. */
 export class Counters {
@@ -72,6 +75,8 @@ export class Counters {
   behind = 0;
   onCaughtUp: (() => void) | null = null;
   errors: string[] = [];
+  /** The first few deliveries later than LATE_US, each with its connection's story (why it was late). */
+  late: string[] = [];
 
   noteError(message: string): void {
     if (this.errors.length < 5 && !this.errors.includes(message)) this.errors.push(message);
@@ -80,6 +85,8 @@ export class Counters {
   /** A connection got its 200 head: it counts as open (and as behind, if someone waits for a seq it has not seen). */
   opened(c: Connection): void {
     c.state = OPEN;
+    c.opens++;
+    c.openedAt = performance.now();
     this.open++;
     if (this.target !== 0 && c.lastSeq < this.target) this.behind++;
   }
@@ -103,6 +110,12 @@ export class Connection {
   missing: number[] | null = null;
   /** Opened outside a connect/reconnect batch (churn, resume): its outcome settles no batch. */
   solo = false;
+  /** Times it got a 200 head, when the last did (performance.now() ms), and why it was (re)opened. */
+  opens = 0;
+  openedAt = 0;
+  openedBy = 'connect';
+  /** performance.now() ms of the last event received. */
+  lastEventAt = 0;
   /** The last `id:` value seen, as bytes (the Last-Event-ID of a reconnect). */
   id = Buffer.allocUnsafe(64);
   idLength = 0;
@@ -204,6 +217,15 @@ export class Connection {
     this.chunkState = cs;
     this.chunkLeft = left;
     return result;
+  }
+
+  /**
+   * `true` once the last chunk of a chunked body came in: the server ended the stream, even if it
+   * keeps the connection open for another request (node:http does, until its keep-alive timeout).
+   * An EventSource reconnects at the end of the body, not at the end of the connection.
+   */
+  get bodyEnded(): boolean {
+    return this.chunked && this.chunkState === C_DONE;
   }
 
   private scanEvents(buf: Buffer, start: number, end: number, now: number): void {
@@ -358,6 +380,13 @@ export class Connection {
       return;
     }
     const latency = now - time;
+    if (latency > LATE_US && c.late.length < MAX_LATE_NOTES) {
+      const at = performance.now();
+      c.late.push(
+        `seq ${seq} ${(latency / 1e6).toFixed(1)} s late on ${this.target?.path ?? '?'}: open #${this.opens} (by ${this.openedBy}) ${((at - this.openedAt) / 1000).toFixed(1)} s ago, previous event ${this.lastEventAt === 0 ? 'none' : `${((at - this.lastEventAt) / 1000).toFixed(1)} s ago`}, last seq before ${last}`,
+      );
+    }
+    this.lastEventAt = performance.now();
     c.histogram[histogramBucket(latency)]!++;
     c.latencyCount++;
     if (latency > c.latencyMax) c.latencyMax = latency;
@@ -467,6 +496,7 @@ function main(): void {
     if (wasOpen && reason === SERVER_CLOSED) {
       counters.serverCloses++;
       if (resumeMode) {
+        c.openedBy = 'resume after the server closed';
         resumeLater(c, Math.random() * 1000);
         return;
       }
@@ -503,6 +533,7 @@ function main(): void {
       counters.open--;
       if (counters.target !== 0 && c.lastSeq < counters.target && --counters.behind === 0) counters.onCaughtUp?.();
       socket?.destroy();
+      c.openedBy = 'churn';
       resumeLater(c, Math.random() * maxDelayMs);
     }
     return n;
@@ -546,6 +577,7 @@ function main(): void {
               settled(c);
             } else fail(c, r.slice(5));
           }
+          if (c.state === OPEN && c.bodyEnded) fail(c, SERVER_CLOSED);
           return true;
         },
       },
@@ -613,6 +645,7 @@ function main(): void {
       resumes: counters.resumes,
       serverCloses: counters.serverCloses,
       churning: counters.churning,
+      late: counters.late.slice(),
       histogram: Array.from(counters.histogram),
       latencyCount: counters.latencyCount,
       latencyMax: counters.latencyMax,
@@ -698,7 +731,7 @@ function main(): void {
           let behind = 0;
           let lowest = Infinity;
           for (const c of connections) {
-            if (c.state !== OPEN || c.lastSeq >= message.seq) continue;
+            if ((c.state !== OPEN && !(message.everyConnection === true && c.solo)) || c.lastSeq >= message.seq) continue;
             behind++;
             if (c.lastSeq < lowest) lowest = c.lastSeq;
           }

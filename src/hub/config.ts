@@ -30,6 +30,7 @@ export interface HubConfig {
   heartbeat: number;
   retry: number;
   writeTimeout: number;
+  requestTimeout: number;
   maxConnections: number;
   maxConnectionsPerIp: number;
   maxBody: number;
@@ -74,6 +75,7 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'heartbeat', key: 'heartbeat', kind: 'duration', default: '15s', description: 'interval of heartbeat comments; keep it below every proxy idle timeout (0: off)' },
   { name: 'retry', key: 'retry', kind: 'duration', default: '3s', description: 'reconnection time sent to clients (`retry:`) when a stream opens; graceful closes send 1–2× it, jittered' },
   { name: 'write-timeout', key: 'writeTimeout', kind: 'duration', default: '10m', description: 'maximum life of a stream, randomised to 80–100 %; it ends between events and the client resumes (0: none)' },
+  { name: 'request-timeout', key: 'requestTimeout', kind: 'duration', default: '10s', description: 'time a client has to send a whole request (its head and, for a publish, its body); slower gets 408 and is closed, so slowloris clients cannot hold connections' },
   { name: 'max-connections', key: 'maxConnections', kind: 'count', default: '10000', description: 'open streams per hub process; more get 503 with Retry-After (0: no limit)' },
   { name: 'max-connections-per-ip', key: 'maxConnectionsPerIp', kind: 'count', default: '0', description: 'open streams per client address; more get 429 (0: no limit; behind a proxy every client shares its address)' },
   { name: 'max-body', key: 'maxBody', kind: 'size', default: '1mb', description: 'largest publish body; larger gets 413 (e.g. 64kb, 1mb)' },
@@ -342,6 +344,7 @@ function validate(c: HubConfig, at: (name: string) => string): void {
   checkTls(c, at);
   if (c.heartbeat > 0 && c.heartbeat < 100) throw new ConfigError(at('heartbeat'), 'must be 0 (off) or at least 100ms');
   if (c.writeTimeout > 0 && c.writeTimeout < 1000) throw new ConfigError(at('write-timeout'), 'must be 0 (none) or at least 1s');
+  if (c.requestTimeout < 1000 || c.requestTimeout > 3_600_000) throw new ConfigError(at('request-timeout'), 'must be from 1s to 1h');
   if (c.maxBody < 1) throw new ConfigError(at('max-body'), 'must be at least 1 byte');
   if (c.workers !== 1 && (c.transport === 'memory' || c.transport.startsWith('sqlite:'))) {
     throw new ConfigError(at('workers'), `more than one process needs a shared transport (redis:// or nats://): with ${c.transport === 'memory' ? 'memory' : 'sqlite'} each process would keep its own history and see only its own updates`);

@@ -10,4 +10,9 @@ export interface HubContext {
   /** `undefined` when no subscriber key is configured (then only anonymous subscribers). */
   subscriberVerifier: Verifier | undefined;
   rateLimiter: RateLimiter | undefined;
+  /**
+   * Connections the server itself answered and closed (a request that timed out, a malformed
+   * one): the handler of a request cut that way sees it aborted, and must not count it again.
+   */
+  answered: WeakSet<object>;
 }

@@ -39,6 +39,11 @@ function fail(ctx: HubContext, req: NodeRequest, res: NodeResponse, error: unkno
   const httpError = error instanceof HttpError ? error : undefined;
   if (httpError === undefined) ctx.hub.log.error({ err: error instanceof Error ? { message: error.message, stack: error.stack } : String(error), url: req.url }, 'request failed');
   const status = httpError?.status ?? 500;
+  // Already answered (408) and counted by the server: the handler only saw its body cut off.
+  if (ctx.answered.has(req.socket)) {
+    res.destroy();
+    return;
+  }
   ctx.hub.metrics.rejected.inc({ status: String(status), reason: httpError?.reason ?? 'internal' });
   if (res.headersSent || res.destroyed) {
     res.destroy();

@@ -40,7 +40,7 @@ export async function startHub(config: HubConfig, options: { logger?: Logger } =
   const tracing = await loadTracing(config.tracing);
   const hub = new Hub(config, transport, log);
   hub.tracing = tracing;
-  const ctx: HubContext = { hub, publisherVerifier, subscriberVerifier, rateLimiter: config.publishRate > 0 ? new RateLimiter(config.publishRate) : undefined };
+  const ctx: HubContext = { hub, publisherVerifier, subscriberVerifier, rateLimiter: config.publishRate > 0 ? new RateLimiter(config.publishRate) : undefined, answered: new WeakSet() };
   const server = createHttpServer(config, ctx);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -113,18 +113,31 @@ function createHttpServer(config: HubConfig, ctx: HubContext): Server | Http2Sec
     });
     return server;
   }
-  const server = createServer({ keepAliveTimeout: 65_000, maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => handleRequest(ctx, req, res));
+  // --request-timeout bounds the head and the body alike (Node's defaults, 60 s and 300 s, let a
+  // slowloris client hold a connection for minutes), and Node looks for expired requests a few
+  // times per timeout instead of every 30 s, so a slow request is cut close to its deadline.
+  // Streams are not affected: their request is complete once the head is in.
+  const server = createServer(
+    {
+      keepAliveTimeout: 65_000,
+      maxHeaderSize: MAX_HEADER_BYTES,
+      headersTimeout: config.requestTimeout,
+      requestTimeout: config.requestTimeout,
+      connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.round(config.requestTimeout / 4))),
+    },
+    (req, res) => handleRequest(ctx, req, res),
+  );
   // Node may report more than one error for a connection it already gave up on (a timed-out head
   // is followed by a parse error as the socket closes): one answer, one count per connection.
-  const answered = new WeakSet<object>();
+  const { answered } = ctx;
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     // The client went away: nothing to answer and nothing it did wrong.
     if (error.code === 'ECONNRESET' || answered.has(socket)) {
       socket.destroy();
       return;
     }
-    // A request head that did not arrive within Node's headersTimeout (slowloris, a half-open
-    // request) is a timeout, not a malformed request.
+    // A request (head or body) that did not arrive within --request-timeout (slowloris, a
+    // half-open request) is a timeout, not a malformed request.
     const [status, reason, line, body] =
       error.code === 'HPE_HEADER_OVERFLOW'
         ? ['431', 'headers-too-large', '431 Request Header Fields Too Large', 'request headers larger than 96 KiB\n']

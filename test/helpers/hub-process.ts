@@ -21,10 +21,10 @@ export interface HubProcess {
   kill(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
-/** Starts `ssehub serve --jwt-key TEST_KEY --listen 127.0.0.1:PORT` plus `flags`; resolves once /readyz answers 200. */
-export async function startHubProcess(flags: string[], port?: number): Promise<HubProcess> {
+/** Starts `ssehub serve --jwt-key TEST_KEY --listen 127.0.0.1:PORT` plus `flags` (`nodeArgs`: flags for node itself); resolves once /readyz answers 200. */
+export async function startHubProcess(flags: string[], port?: number, nodeArgs: string[] = []): Promise<HubProcess> {
   const p = port ?? (await freePort());
-  const child = spawn(process.execPath, [cli, 'serve', '--jwt-key', TEST_KEY, '--listen', `127.0.0.1:${p}`, '--log-level', 'warn', ...flags], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs, cli, 'serve', '--jwt-key', TEST_KEY, '--listen', `127.0.0.1:${p}`, '--log-level', 'warn', ...flags], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));

@@ -67,6 +67,7 @@ const SAMPLES: Record<string, { raw: string; key: keyof HubConfig; expected: unk
   tracing: { raw: 'true', key: 'tracing', expected: true },
   ui: { raw: 'true', key: 'ui', expected: true },
   'write-timeout': { raw: '5m', key: 'writeTimeout', expected: 5 * 60_000 },
+  'request-timeout': { raw: '30s', key: 'requestTimeout', expected: 30_000 },
   'max-connections': { raw: '50', key: 'maxConnections', expected: 50 },
   'max-connections-per-ip': { raw: '3', key: 'maxConnectionsPerIp', expected: 3 },
   'max-body': { raw: '64kb', key: 'maxBody', expected: 64 * 1024 },
@@ -240,7 +241,9 @@ describe('config: bad values name the setting where it was given', () => {
     });
   }
 
-  it('names where a value came from when it is out of range (heartbeat, write-timeout, max-body, cors-origins)', () => {
+  it('names where a value came from when it is out of range (heartbeat, write-timeout, request-timeout, max-body, cors-origins)', () => {
+    refused(() => load(['--jwt-key', KEY, '--request-timeout', '0']), '--request-timeout', /from 1s to 1h/);
+    refused(() => load(['--jwt-key', KEY], { SSEHUB_REQUEST_TIMEOUT: '2h' }), 'SSEHUB_REQUEST_TIMEOUT', /from 1s to 1h/);
     refused(() => load(['--jwt-key', KEY, '--heartbeat', '50ms']), '--heartbeat', /at least 100ms/);
     refused(() => load(['--jwt-key', KEY], { SSEHUB_WRITE_TIMEOUT: '500ms' }), 'SSEHUB_WRITE_TIMEOUT', /at least 1s/);
     refused(() => load(['--jwt-key', KEY, '--max-body', '0']), '--max-body', /at least 1 byte/);

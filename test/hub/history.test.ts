@@ -46,7 +46,7 @@ async function startHubOn(transport: Transport, base: TestHub): Promise<TestHub>
   const config = loadConfig({ argv: ['--jwt-key', TEST_KEY, '--listen', '127.0.0.1:0', '--transport', 'memory', '--drain-timeout', '0'] });
   const hub = new Hub(config, transport, pino({ level: 'silent' }));
   const verifier = new Verifier('publisher', { key: TEST_KEY, alg: 'HS256' });
-  const ctx = { hub, publisherVerifier: verifier, subscriberVerifier: new Verifier('subscriber', { key: TEST_KEY, alg: 'HS256' }), rateLimiter: undefined };
+  const ctx = { hub, publisherVerifier: verifier, subscriberVerifier: new Verifier('subscriber', { key: TEST_KEY, alg: 'HS256' }), rateLimiter: undefined, answered: new WeakSet<object>() };
   const server = createServer((req, res) => handleRequest(ctx, req, res));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
