@@ -12,6 +12,17 @@ function find(dir) {
   });
 }
 
+// The system programs the tests run against (Redis, NATS, nginx, HAProxy, Chromium, openssl):
+// checked, and installed from Debian packages when missing, so that `npm test` alone sets up a
+// fresh machine. Idempotent and quick when everything is there. SSEHUB_SKIP_SETUP=1 skips it.
+if (process.env.SSEHUB_SKIP_SETUP !== '1') {
+  const setup = spawnSync('bash', ['scripts/ci-setup.sh'], { stdio: 'inherit' });
+  if (setup.status !== 0) {
+    console.error('scripts/ci-setup.sh failed: the tests need the packages it names (installing them needs root, or install them yourself)');
+    process.exit(setup.status ?? 1);
+  }
+}
+
 const filters = process.argv.slice(2);
 const files = find('test').filter((f) => filters.length === 0 || filters.some((x) => f.includes(x))).sort();
 if (files.length === 0) {

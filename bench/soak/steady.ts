@@ -61,8 +61,8 @@ export interface SteadyResult {
   caughtUp: boolean;
   caughtUpError: string;
   /** warm/end: the first and last floor (after a full GC) past warm-up; slope: of all samples; floorSlope: of the floors. */
-  rss: { warm: number; end: number; peak: number; slope: number; floorSlope: number; floors: number };
-  heap: { warm: number; end: number; peak: number; slope: number; floorSlope: number; floors: number };
+  rss: { warm: number; end: number; peak: number; slope: number; floorSlope: number; floors: number; series: number[] };
+  heap: { warm: number; end: number; peak: number; slope: number; floorSlope: number; floors: number; series: number[] };
   lag: { p50: number; p99: number; max: number };
   fds: { baseline: number; extraMin: number; extraMax: number; after: number };
   notReady: number;
@@ -260,6 +260,7 @@ export async function steadySoak(o: SteadyOptions): Promise<SteadyResult> {
         slope: slopePerMinute(points),
         floorSlope: slopePerMinute(floorPoints),
         floors: floorPoints.length,
+        series: floorPoints.map((p) => Math.round((p.v / 2 ** 20) * 10) / 10),
       };
     };
     const rss = memory('rss');
@@ -330,6 +331,9 @@ export function renderSteady(r: SteadyResult): string {
     '| check | result |',
     '| --- | --- |',
     ...r.checks.map((ch) => `| ${ch.name} | ${ch.ok ? 'pass' : '**FAIL**'}: ${ch.detail} |`),
+    '',
+    `Heap after each full GC past warm-up (MiB): ${r.heap.series.join(', ')}.`,
+    `RSS after each full GC past warm-up (MiB): ${r.rss.series.join(', ')}.`,
     ...(c.late.length === 0 ? [] : ['', 'The first deliveries later than 5 s, with their connection\'s story:', '', ...c.late.map((l) => `- ${l}`)]),
   ].join('\n');
 }

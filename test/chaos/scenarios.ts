@@ -114,6 +114,19 @@ function describeView(fleet: Fleet): string {
   return `${v.reconnects} reconnects, ${v.resyncs} resyncs, ${errors.length === 0 ? 'no errors' : `errors ${errors.slice(0, 3).join(', ')}`}`;
 }
 
+/** A report from what `finish` returned and the scenario's own fields. */
+function reportOf(fleet: Fleet, end: { published: Published; verdict: Verdict; failures: string[] }, fields: Pick<ChaosReport, 'name' | 'fault' | 'subscribers' | 'faults' | 'recovery' | 'notes'> & { clientSaw?: string }): ChaosReport {
+  return { clientSaw: describeView(fleet), ...fields, published: end.published, verdict: end.verdict, failures: end.failures };
+}
+
+/** The end of every scenario, however it went: publisher, subscribers, then the servers. */
+async function tearDown(parts: { publisher?: Publisher | undefined; fleet?: Fleet | undefined; hubs: HubProcess[]; dir?: string }): Promise<void> {
+  await parts.publisher?.stop();
+  parts.fleet?.close();
+  await Promise.all(parts.hubs.map((h) => h.kill('SIGKILL')));
+  if (parts.dir !== undefined) rmSync(parts.dir, { recursive: true, force: true });
+}
+
 /** A hub killed with SIGKILL and started again on the same port and sqlite file, `faults` times. */
 export async function hubKillSqlite(scale: ChaosScale): Promise<ChaosReport> {
   const dir = mkdtempSync(join(tmpdir(), 'ssehub-chaos-'));
@@ -138,23 +151,16 @@ export async function hubKillSqlite(scale: ChaosScale): Promise<ChaosReport> {
       recovery.push(await recoveryFrom(upAt, fleet, publisher, `after restart ${f + 1}`, 30_000));
     }
     const end = await finish(fleet, publisher, scale.gapMs);
-    return {
+    return reportOf(fleet, end, {
       name: 'hub SIGKILL, restart on sqlite',
       fault: `the hub process killed with SIGKILL, started again ${scale.faultMs / 1000} s later on the same port and sqlite file (flags ${flags.slice(2).join(' ')})`,
       subscribers: scale.subscribers,
       faults: scale.faults,
-      published: end.published,
-      clientSaw: describeView(fleet),
-      verdict: end.verdict,
       recovery,
       notes: [`hub down (kill → ready again) ${Math.min(...downtime)}–${Math.max(...downtime)} ms; recovery counts from ready again`],
-      failures: end.failures,
-    };
+    });
   } finally {
-    await publisher?.stop();
-    fleet?.close();
-    await hub.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+    await tearDown({ publisher, fleet, hubs: [hub], dir });
   }
 }
 
@@ -195,22 +201,16 @@ export async function transportRestart(kind: 'redis' | 'nats', scale: ChaosScale
     if (readyDuring.some((s) => s !== 503)) end.failures.push(`/readyz during the outage answered ${readyDuring.join(', ')} (must be 503)`);
     // The hubs keep their streams open through the outage and go on from the stream position.
     if (fleet.view.reconnects > 0) end.failures.push(`${fleet.view.reconnects} subscriber streams were cut during the outage (they must stay open)`);
-    return {
+    return reportOf(fleet, end, {
       name: `${kind === 'redis' ? 'Redis' : 'NATS'} restart`,
       fault: `${kind === 'redis' ? 'redis-server' : 'nats-server (JetStream)'} killed with SIGKILL under two hub processes, started again ${scale.faultMs / 1000} s later; subscribers and publishes spread over both hubs`,
       subscribers: scale.subscribers,
       faults: scale.faults,
-      published: end.published,
-      clientSaw: describeView(fleet),
-      verdict: end.verdict,
       recovery,
       notes: [`/readyz during each outage: ${[...new Set(readyDuring)].join(', ')}`],
-      failures: end.failures,
-    };
+    });
   } finally {
-    await publisher?.stop();
-    fleet?.close();
-    await Promise.all(hubs.map((h) => h.kill('SIGKILL')));
+    await tearDown({ publisher, fleet, hubs });
     await backend.close();
   }
 }
@@ -244,24 +244,18 @@ export async function proxyFaults(scale: ChaosScale): Promise<ChaosReport> {
     }
     const end = await finish(fleet, publisher, scale.gapMs);
     const span = (xs: number[]) => (xs.length === 0 ? '—' : `${Math.min(...xs)}–${Math.max(...xs)} ms`);
-    return {
+    return reportOf(fleet, end, {
       name: 'TCP proxy: reset, stall, half-close',
       fault: `a loopback TCP proxy between subscribers and hub resets every connection, stalls both directions for ${Math.max(scale.faultMs, 3000) / 1000} s (new connections too), or half-closes towards the client; in turn (hub --heartbeat 1s, client heartbeatTimeout 2.5 s)`,
       subscribers: scale.subscribers,
       faults: scale.faults * kinds.length,
-      published: end.published,
       clientSaw: `${describeView(fleet)}; ${proxy.connections} connections through the proxy`,
-      verdict: end.verdict,
       recovery: Object.values(recovery).flat(),
       notes: [`recovery after a reset ${span(recovery.reset)}, a stall (from its end) ${span(recovery.stall)}, a half-close ${span(recovery['half-close'])}`],
-      failures: end.failures,
-    };
+    });
   } finally {
-    await publisher?.stop();
-    fleet?.close();
     await proxy.close();
-    await hub.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+    await tearDown({ publisher, fleet, hubs: [hub], dir });
   }
 }
 
@@ -313,6 +307,7 @@ export async function slowConsumers(scale: ChaosScale): Promise<ChaosReport> {
     // by more than the kernel's socket buffers and the hub's per-stream queue (512 KiB) within seconds.
     const rate = scale.rate * 5;
     publisher = new Publisher(() => hub.hubUrl, await publisherToken(), TOPIC, rate, { pad: 8192 });
+    const publishingSince = performance.now();
     await sleep(scale.gapMs);
     const startedAt = performance.now();
     for (let i = 0; i < scale.slowConsumers; i++) slow.push(new SlowReader(subscribeUrl(hub)));
@@ -330,6 +325,7 @@ export async function slowConsumers(scale: ChaosScale): Promise<ChaosReport> {
       // reported below
     }
     const end = await finish(fleet, publisher, scale.gapMs);
+    const achieved = Math.round(end.published.last / ((performance.now() - publishingSince) / 1000));
     sampling = false;
     await sampler;
     const cut = await hubMetric(hub, 'ssehub_connections_closed_total{reason="slow-consumer"}');
@@ -338,29 +334,23 @@ export async function slowConsumers(scale: ChaosScale): Promise<ChaosReport> {
     const delays = end.published.acked.map((n) => Math.max(...fleet!.members.map((m) => m.at.get(n) ?? Infinity)) - end.published.ackedAt.get(n)!).filter(Number.isFinite).sort((a, b) => a - b);
     const p99 = delays[Math.max(0, Math.ceil(delays.length * 0.99) - 1)] ?? NaN;
     const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
-    return {
+    return reportOf(fleet, end, {
       name: 'slow consumers',
-      fault: `${scale.slowConsumers} subscribers reading one byte a second, among ${scale.subscribers} normal ones, while ${rate} updates/s of 8 KiB flow`,
+      fault: `${scale.slowConsumers} subscribers reading one byte a second, among ${scale.subscribers} normal ones, while 8 KiB updates flow (asked ${rate}/s; ${achieved}/s achieved, one publish at a time from the process that also runs the normal subscribers)`,
       subscribers: scale.subscribers,
       faults: scale.slowConsumers,
-      published: end.published,
       clientSaw: `normal subscribers: ${describeView(fleet)}; each slow one read ${Math.min(...slow.map((s) => s.read))}–${Math.max(...slow.map((s) => s.read))} bytes (its kernel buffer still held the rest)`,
-      verdict: end.verdict,
       recovery: cutAfter < 0 ? [] : [cutAfter],
       notes: [
         `all slow consumers cut as slow-consumer ${cutAfter < 0 ? 'NOT within 60 s' : `${cutAfter} ms after they connected`}`,
         `hub RSS ${mib(rssBefore)} before, peak ${mib(rssPeak)}`,
         `normal subscribers: 200 → all hold it, p99 ${p99.toFixed(0)} ms`,
       ],
-      failures: end.failures,
-    };
+    });
   } finally {
     sampling = false;
     for (const s of slow) s.close();
-    await publisher?.stop();
-    fleet?.close();
-    await hub.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+    await tearDown({ publisher, fleet, hubs: [hub], dir });
   }
 }
 
@@ -456,27 +446,21 @@ export async function subscriberStorm(scale: ChaosScale): Promise<ChaosReport> {
     if (streams !== scale.subscribers) end.failures.push(`after the storms the hub counts ${streams} streams, expected ${scale.subscribers}`);
     if (fdsAfter > fdsBefore + 2) end.failures.push(`after the storms the hub holds ${fdsAfter} descriptors, ${fdsBefore} before: a leak`);
     if (readyFailures > 0) end.failures.push(`/readyz failed ${readyFailures} of ${readyProbes} times during the storms`);
-    return {
+    return reportOf(fleet, end, {
       name: 'subscriber storm',
       fault: `${scale.stormConcurrency} clients connecting and leaving as fast as they can for ${scale.faultMs / 1000} s (in turn: leave at the response head; resume from earliest and leave at the first bytes; half a request line; a whole request, gone at once)`,
       subscribers: scale.subscribers,
       faults: scale.faults,
-      published: end.published,
       clientSaw: `normal subscribers: ${describeView(fleet)}`,
-      verdict: end.verdict,
       recovery,
       notes: [
         `${visits.toLocaleString('en-US')} visits (${Math.round(visits / ((scale.faults * scale.faultMs) / 1000)).toLocaleString('en-US')}/s)`,
         `/readyz during the storms: ${readyProbes - readyFailures}/${readyProbes} answered 200, slowest ${slowestReady.toFixed(0)} ms`,
         `hub descriptors ${fdsBefore} before, ${fdsAfter} after; streams ${streams} after`,
       ],
-      failures: end.failures,
-    };
+    });
   } finally {
-    await publisher?.stop();
-    fleet?.close();
-    await hub.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+    await tearDown({ publisher, fleet, hubs: [hub], dir });
   }
 }
 
