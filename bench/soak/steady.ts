@@ -44,6 +44,9 @@ interface Sample {
   t: number;
   rss: number;
   heap: number;
+  /** V8 heap committed, and memory outside it held by JS objects (Buffers): RSS less both is native (sockets, sqlite, allocator). */
+  heapTotal: number;
+  external: number;
   fds: number;
   connections: number;
   lagP99: number;
@@ -63,6 +66,8 @@ export interface SteadyResult {
   /** warm/end: the first and last floor (after a full GC) past warm-up; slope: of all samples; floorSlope: of the floors. */
   rss: { warm: number; end: number; peak: number; slope: number; floorSlope: number; floors: number; series: number[] };
   heap: { warm: number; end: number; peak: number; slope: number; floorSlope: number; floors: number; series: number[] };
+  /** RSS less V8's committed heap and external memory, at each floor reading (MiB). */
+  native: number[];
   lag: { p50: number; p99: number; max: number };
   fds: { baseline: number; extraMin: number; extraMax: number; after: number };
   notReady: number;
@@ -102,6 +107,8 @@ function reading(t: number, m: Map<string, number>): Sample {
     t,
     rss: m.get('process_resident_memory_bytes') ?? NaN,
     heap: m.get('nodejs_heap_size_used_bytes') ?? NaN,
+    heapTotal: m.get('nodejs_heap_size_total_bytes') ?? NaN,
+    external: m.get('nodejs_external_memory_bytes') ?? NaN,
     fds: m.get('process_open_fds') ?? NaN,
     connections: m.get('ssehub_connections') ?? NaN,
     lagP99: m.get('nodejs_eventloop_lag_p99_seconds') ?? NaN,
@@ -162,6 +169,10 @@ export async function steadySoak(o: SteadyOptions): Promise<SteadyResult> {
           } catch {
             notReady++;
           }
+          // That scrape reset the event-loop histogram: the next sample's window starts after the
+          // forced collection, whose pause is the soak's doing, not the hub's.
+          await sleep(o.sampleMs);
+          continue;
         }
         const t = performance.now() - start;
         try {
@@ -292,6 +303,7 @@ export async function steadySoak(o: SteadyOptions): Promise<SteadyResult> {
       caughtUpError,
       rss,
       heap,
+      native: warmFloors.map((f) => Math.round(((f.rss - f.heapTotal - f.external) / 2 ** 20) * 10) / 10),
       lag: { p50: quantile(lags, 0.5), p99: quantile(lags, 0.99), max: Math.max(...lags) },
       fds: { baseline: base.fds, extraMin: Math.min(...extras), extraMax: Math.max(...extras), after: after.fds },
       notReady,
@@ -324,7 +336,7 @@ export function renderSteady(r: SteadyResult): string {
     `| hub heap slope: after full GC / all samples | ${mib(r.heap.floorSlope)}/min / ${mib(r.heap.slope)}/min |`,
     `| hub RSS after a full GC: first → last reading past warm-up (peak of all samples) | ${mib(r.rss.warm)} → ${mib(r.rss.end)} (${mib(r.rss.peak)}) |`,
     `| hub RSS slope: after full GC / all samples | ${mib(r.rss.floorSlope)}/min / ${mib(r.rss.slope)}/min |`,
-    `| event-loop lag p99 per ${o.sampleMs / 1000} s window: median / p99 / worst | ${r.lag.p50.toFixed(1)} / ${r.lag.p99.toFixed(1)} / ${r.lag.max.toFixed(1)} ms |`,
+    `| event-loop lag p99 per ${o.sampleMs / 1000} s window (windows with a forced GC left out): median / p99 / worst | ${r.lag.p50.toFixed(1)} / ${r.lag.p99.toFixed(1)} / ${r.lag.max.toFixed(1)} ms |`,
     `| open fds minus open streams, during the run | ${r.fds.extraMin} – ${r.fds.extraMax} |`,
     `| open fds before any subscriber / after all left | ${r.fds.baseline} / ${r.fds.after} |`,
     '',
@@ -334,6 +346,7 @@ export function renderSteady(r: SteadyResult): string {
     '',
     `Heap after each full GC past warm-up (MiB): ${r.heap.series.join(', ')}.`,
     `RSS after each full GC past warm-up (MiB): ${r.rss.series.join(', ')}.`,
+    `Of that RSS, outside the V8 heap and its Buffers (MiB): ${r.native.join(', ')}.`,
     ...(c.late.length === 0 ? [] : ['', 'The first deliveries later than 5 s, with their connection\'s story:', '', ...c.late.map((l) => `- ${l}`)]),
   ].join('\n');
 }
