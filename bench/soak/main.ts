@@ -22,7 +22,7 @@ import { renderSteady, steadySoak } from './steady.js';
 const log = (message: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${message}\n`);
 
 const USAGE = `usage: npm run soak -- [--duration 10m] [--subscribers 10000] [--rate 50] [--topics 100] [--churn 1%]
-                      [--processes N] [--warmup D] [--sample 5s] [--transport sqlite|memory|redis|nats]
+                      [--processes N] [--seed 80000] [--warmup D] [--sample 5s] [--transport sqlite|memory|redis|nats]
                       [--hub-args "--write-timeout 2m"] [--only steady|chaos] [--scenarios ${SCENARIOS.map((x) => x.name).join(',')}] [--write]`;
 
 /** Options as given, checked: a bad one stops the run with a message naming it. */
@@ -41,7 +41,7 @@ function options(argv: string[]) {
     if (value === undefined) throw new Error(`--${name} needs a value\n${USAGE}`);
     given.set(name, value);
   }
-  const known = ['duration', 'subscribers', 'rate', 'topics', 'churn', 'processes', 'warmup', 'sample', 'transport', 'only', 'scenarios', 'hub-args'];
+  const known = ['duration', 'subscribers', 'rate', 'topics', 'churn', 'processes', 'warmup', 'sample', 'transport', 'only', 'scenarios', 'hub-args', 'seed'];
   for (const name of given.keys()) if (!known.includes(name)) throw new Error(`unknown option --${name}\n${USAGE}`);
   const duration = (name: string, fallback: string) => {
     try {
@@ -77,6 +77,7 @@ function options(argv: string[]) {
     durationMs,
     subscribers,
     rate: count('rate', 50, 1, 10_000),
+    seed: count('seed', 80_000, 0, 10_000_000),
     topics,
     churn,
     processes,

@@ -32,6 +32,13 @@ export interface SteadyOptions {
   /** Samples before this much time has passed are warm-up: left out of slopes and lag figures. */
   warmupMs: number;
   sampleMs: number;
+  /**
+   * Updates published (to a topic nobody subscribes to) before the run, so that history starts
+   * full-sized, as on a hub that has run for a while: sqlite's page cache (16 MiB in
+   * better-sqlite3) then fills before warm-up ends instead of over the first half hour, where
+   * its growth would pass for a leak.
+   */
+  seed: number;
   /** Flags for the hub (the transport among them). */
   hubFlags: string[];
   /** Transport as shown in the report. */
@@ -68,6 +75,8 @@ export interface SteadyResult {
   heap: { warm: number; end: number; peak: number; slope: number; floorSlope: number; floors: number; series: number[] };
   /** RSS less V8's committed heap and external memory, at each floor reading (MiB). */
   native: number[];
+  /** V8's committed heap at each floor reading (MiB). */
+  v8: number[];
   lag: { p50: number; p99: number; max: number };
   fds: { baseline: number; extraMin: number; extraMax: number; after: number };
   notReady: number;
@@ -136,6 +145,26 @@ export async function steadySoak(o: SteadyOptions): Promise<SteadyResult> {
   const floors: Sample[] = [];
   let notReady = 0;
   try {
+    if (o.seed > 0) {
+      const seedStart = performance.now();
+      const seedAgent = new Agent({ keepAlive: true, maxSockets: 32 });
+      let next = 0;
+      let failed = 0;
+      await Promise.all(
+        Array.from({ length: 32 }, async () => {
+          while (next < o.seed) {
+            const n = ++next;
+            const body = new URLSearchParams({ topic: 'https://soak.example/seed', data: payload(n) }).toString();
+            if ((await post(seedAgent, hub.hubUrl, `Bearer ${token}`, body)) !== '200') failed++;
+          }
+        }),
+      );
+      seedAgent.destroy();
+      if (failed > 0) throw new Error(`seeding history: ${failed} of ${o.seed} publishes failed`);
+      o.log(`history seeded with ${o.seed.toLocaleString('en-US')} updates in ${((performance.now() - seedStart) / 1000).toFixed(1)} s`);
+    }
+
+    // The descriptors to come back to (after seeding: sqlite has its -wal and -shm files open by now).
     const base = reading(0, await scrape(hub));
     o.log(`hub pid ${hub.child.pid} on ${hub.url}, ${o.transportName}; ${base.fds} fds, RSS ${mib(base.rss)} before any subscriber`);
 
@@ -304,6 +333,7 @@ export async function steadySoak(o: SteadyOptions): Promise<SteadyResult> {
       rss,
       heap,
       native: warmFloors.map((f) => Math.round(((f.rss - f.heapTotal - f.external) / 2 ** 20) * 10) / 10),
+      v8: warmFloors.map((f) => Math.round((f.heapTotal / 2 ** 20) * 10) / 10),
       lag: { p50: quantile(lags, 0.5), p99: quantile(lags, 0.99), max: Math.max(...lags) },
       fds: { baseline: base.fds, extraMin: Math.min(...extras), extraMax: Math.max(...extras), after: after.fds },
       notReady,
@@ -321,7 +351,7 @@ export function renderSteady(r: SteadyResult): string {
   const n = (v: number) => Math.round(v).toLocaleString('en-US');
   const c = r.clients;
   return [
-    `${n(o.subscribers)} subscribers (${o.processes} load-generator processes) on ${o.topics} topics, ${o.rate} updates/s, ${(o.churn * 100).toFixed(1)} % of the subscribers closed and resumed with Last-Event-ID every second, for ${(r.elapsedMs / 60_000).toFixed(1)} min; hub transport ${o.transportName}, ${o.hubFlags.length > 2 ? `flags ${o.hubFlags.slice(2).join(' ')}, ` : ''}its defaults otherwise (heartbeat 15 s, write timeout 10 min). The hub is pinned to core 1, the load generators to core 0.`,
+    `${o.seed > 0 ? `History first seeded with ${n(o.seed)} updates (to a topic nobody subscribes to). ` : ''}${n(o.subscribers)} subscribers (${o.processes} load-generator processes) on ${o.topics} topics, ${o.rate} updates/s, ${(o.churn * 100).toFixed(1)} % of the subscribers closed and resumed with Last-Event-ID every second, for ${(r.elapsedMs / 60_000).toFixed(1)} min; hub transport ${o.transportName}, ${o.hubFlags.length > 2 ? `flags ${o.hubFlags.slice(2).join(' ')}, ` : ''}its defaults otherwise (heartbeat 15 s, write timeout 10 min). The hub is pinned to core 1, the load generators to core 0.`,
     '',
     '| figure | value |',
     '| --- | --- |',
@@ -346,7 +376,8 @@ export function renderSteady(r: SteadyResult): string {
     '',
     `Heap after each full GC past warm-up (MiB): ${r.heap.series.join(', ')}.`,
     `RSS after each full GC past warm-up (MiB): ${r.rss.series.join(', ')}.`,
-    `Of that RSS, outside the V8 heap and its Buffers (MiB): ${r.native.join(', ')}.`,
+    `Of that RSS, V8's committed heap (MiB): ${r.v8.join(', ')}.`,
+    `Of that RSS, outside the V8 heap and its Buffers: sockets, sqlite, the allocator (MiB): ${r.native.join(', ')}.`,
     ...(c.late.length === 0 ? [] : ['', 'The first deliveries later than 5 s, with their connection\'s story:', '', ...c.late.map((l) => `- ${l}`)]),
   ].join('\n');
 }
