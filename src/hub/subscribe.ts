@@ -126,8 +126,9 @@ export async function handleSubscribe(ctx: HubContext, req: NodeRequest, res: No
   let expiry: NodeJS.Timeout | undefined;
   if (grant?.expiresAt !== undefined) {
     // Capped so that a far-future exp does not overflow the timer (which would fire at once).
+    // Not unref()'d: see the lifetime timer in Stream (an unref'd timer with its own duration leaves
+    // Node's list for that duration behind until it would have fired, here up to the token's exp).
     expiry = setTimeout(() => stream.close('token-expired'), Math.min(Math.max(grant.expiresAt - Date.now(), 0), 2 ** 31 - 1));
-    expiry.unref();
   }
   stream.once('close', (reason) => {
     clearTimeout(expiry);
