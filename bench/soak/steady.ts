@@ -81,7 +81,6 @@ export interface SteadyResult {
   churned: number;
   caughtUp: boolean;
   caughtUpError: string;
-  /** warm/end: the first and last floor (after a full GC) past warm-up; slope: of all samples; floorSlope: of the floors. */
   rss: MemoryFigures;
   heap: MemoryFigures;
   /** RSS less the free space V8 keeps committed (heap size less heap used): memory something still holds. */

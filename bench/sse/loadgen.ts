@@ -114,7 +114,7 @@ export class Connection {
   opens = 0;
   openedAt = 0;
   openedBy = 'connect';
-  /** performance.now() ms of the last event received. */
+  /** When the last event came in: `now` of feed() (µs, CLOCK_MONOTONIC), read once per chunk rather than per event. */
   lastEventAt = 0;
   /** The last `id:` value seen, as bytes (the Last-Event-ID of a reconnect). */
   id = Buffer.allocUnsafe(64);
@@ -383,10 +383,10 @@ export class Connection {
     if (latency > LATE_US && c.late.length < MAX_LATE_NOTES) {
       const at = performance.now();
       c.late.push(
-        `seq ${seq} ${(latency / 1e6).toFixed(1)} s late on ${this.target?.path ?? '?'}: open #${this.opens} (by ${this.openedBy}) ${((at - this.openedAt) / 1000).toFixed(1)} s ago, previous event ${this.lastEventAt === 0 ? 'none' : `${((at - this.lastEventAt) / 1000).toFixed(1)} s ago`}, last seq before ${last}`,
+        `seq ${seq} ${(latency / 1e6).toFixed(1)} s late on ${this.target?.path ?? '?'}: open #${this.opens} (by ${this.openedBy}) ${((at - this.openedAt) / 1000).toFixed(1)} s ago, previous event ${this.lastEventAt === 0 ? 'none' : `${((now - this.lastEventAt) / 1e6).toFixed(1)} s ago`}, last seq before ${last}`,
       );
     }
-    this.lastEventAt = performance.now();
+    this.lastEventAt = now;
     c.histogram[histogramBucket(latency)]!++;
     c.latencyCount++;
     if (latency > c.latencyMax) c.latencyMax = latency;
