@@ -42,25 +42,67 @@ export interface EventSourceInit {
 
 /** The `error` event, with details the standard one lacks. */
 export class EventSourceErrorEvent extends Event {
-  /** What went wrong, in words. */
+  /** What went wrong, in words (for a refused stream, with the start of the server's explanation). */
   readonly message: string;
   /** HTTP status when a response was refused (the connection then fails for good). */
   readonly status: number | undefined;
+  /** The start of a refused response's body (at most 512 bytes, trimmed): where a server says why. `undefined` when no response was refused. */
+  readonly body: string | undefined;
   /** `true` when the source will reconnect (readyState is CONNECTING), `false` when it is now CLOSED. */
   readonly willRetry: boolean;
   /** Milliseconds until the next attempt, when `willRetry`. */
   readonly delay: number | undefined;
-  constructor(init: { message: string; status?: number; willRetry: boolean; delay?: number }) {
+  constructor(init: { message: string; status?: number; body?: string; willRetry: boolean; delay?: number }) {
     super('error');
     this.message = init.message;
     this.status = init.status;
+    this.body = init.body;
     this.willRetry = init.willRetry;
     this.delay = init.delay;
   }
 }
 
-type Handler = ((this: EventSource, ev: Event) => unknown) | null;
+/** Why a source closed for good, as the async iterator throws it: the same `message`, `status` and `body` as the last `error` event. */
+export class EventSourceError extends Error {
+  override readonly name = 'EventSourceError';
+  /** HTTP status when a response was refused. */
+  readonly status: number | undefined;
+  /** The start of a refused response's body, as in `EventSourceErrorEvent.body`. */
+  readonly body: string | undefined;
+  constructor(message: string, status?: number, body?: string) {
+    super(message);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+/**
+ * A `message`, typed or `resync` event of this source: `data` is always text.
+ * (The global `MessageEvent` is generic in lib.dom but not in @types/node, so `MessageEvent<string>`
+ * would not compile for Node-only users; this interface reads the same in both.)
+ */
+export interface EventSourceMessageEvent extends MessageEvent {
+  readonly data: string;
+}
+
+/** The event type each listener receives, as lib.dom's `EventSourceEventMap`; any other type is a message event. */
+export interface EventSourceEventMap {
+  open: Event;
+  message: EventSourceMessageEvent;
+  error: EventSourceErrorEvent;
+  resync: EventSourceMessageEvent;
+}
+
+/** The listener and options types of the platform's EventTarget (lib.dom's and @types/node's differ; `AddEventListenerOptions` is not global in the latter). */
+type Listener = Parameters<EventTarget['addEventListener']>[1];
+type AddOptions = Parameters<EventTarget['addEventListener']>[2];
+type RemoveOptions = Parameters<EventTarget['removeEventListener']>[2];
+type Handler<E> = ((this: EventSource, ev: E) => unknown) | null;
 type Timer = ReturnType<typeof setTimeout>;
+
+/** How much of a refused response's body is read for the error, and how long the rest may take to come. */
+const REFUSAL_BODY_BYTES = 512;
+const REFUSAL_BODY_WAIT = 1000;
 
 const CONNECTING = 0;
 const OPEN = 1;
@@ -92,9 +134,9 @@ export class EventSource extends EventTarget {
   #openedAt: number | undefined;
   #deliveredSinceOpen = false;
   #seen = new Set<string>();
-  #handlers = new Map<string, { handler: Handler; listener: (ev: Event) => void }>();
-  #iterators = new Set<{ queue: MessageEvent[]; wake: (() => void) | undefined }>();
-  #failure: Error | undefined;
+  #handlers = new Map<string, { handler: NonNullable<Handler<never>>; listener: (ev: Event) => void }>();
+  #iterators = new Set<{ queue: EventSourceMessageEvent[]; wake: (() => void) | undefined }>();
+  #failure: EventSourceError | undefined;
   #onAbort = (): void => this.close();
 
   constructor(url: string | URL, init: EventSourceInit = {}) {
@@ -143,23 +185,39 @@ export class EventSource extends EventTarget {
     return this.#retry;
   }
 
-  get onopen(): Handler {
-    return this.#handlers.get('open')?.handler ?? null;
+  get onopen(): Handler<Event> {
+    return this.#handler('open');
   }
-  set onopen(handler: Handler) {
+  set onopen(handler: Handler<Event>) {
     this.#setHandler('open', handler);
   }
-  get onmessage(): Handler {
-    return this.#handlers.get('message')?.handler ?? null;
+  get onmessage(): Handler<EventSourceMessageEvent> {
+    return this.#handler('message');
   }
-  set onmessage(handler: Handler) {
+  set onmessage(handler: Handler<EventSourceMessageEvent>) {
     this.#setHandler('message', handler);
   }
-  get onerror(): Handler {
-    return this.#handlers.get('error')?.handler ?? null;
+  get onerror(): Handler<EventSourceErrorEvent> {
+    return this.#handler('error');
   }
-  set onerror(handler: Handler) {
+  set onerror(handler: Handler<EventSourceErrorEvent>) {
     this.#setHandler('error', handler);
+  }
+
+  /** Listens for `open`, `message`, `error`, `resync` or a typed event, the listener typed after the event (as lib.dom types EventSource). */
+  override addEventListener<K extends keyof EventSourceEventMap>(type: K, listener: (this: EventSource, ev: EventSourceEventMap[K]) => unknown, options?: AddOptions): void;
+  override addEventListener(type: string, listener: (this: EventSource, ev: EventSourceMessageEvent) => unknown, options?: AddOptions): void;
+  override addEventListener(type: string, listener: Listener, options?: AddOptions): void;
+  override addEventListener(type: string, listener: Listener | ((this: EventSource, ev: never) => unknown), options?: AddOptions): void {
+    super.addEventListener(type, listener as Listener, options);
+  }
+
+  /** Removes a listener added with `addEventListener`. */
+  override removeEventListener<K extends keyof EventSourceEventMap>(type: K, listener: (this: EventSource, ev: EventSourceEventMap[K]) => unknown, options?: RemoveOptions): void;
+  override removeEventListener(type: string, listener: (this: EventSource, ev: EventSourceMessageEvent) => unknown, options?: RemoveOptions): void;
+  override removeEventListener(type: string, listener: Listener, options?: RemoveOptions): void;
+  override removeEventListener(type: string, listener: Listener | ((this: EventSource, ev: never) => unknown), options?: RemoveOptions): void {
+    super.removeEventListener(type, listener as Listener, options);
   }
 
   /** Closes the connection for good; no further events. */
@@ -175,10 +233,10 @@ export class EventSource extends EventTarget {
    * Iterates over every event (messages, typed events and `resync`) from now until the source
    * closes; breaking out of the loop closes it. Throws if the connection failed for good.
    */
-  [Symbol.asyncIterator](): AsyncIterator<MessageEvent> {
-    const it: { queue: MessageEvent[]; wake: (() => void) | undefined } = { queue: [], wake: undefined };
+  [Symbol.asyncIterator](): AsyncIterator<EventSourceMessageEvent> {
+    const it: { queue: EventSourceMessageEvent[]; wake: (() => void) | undefined } = { queue: [], wake: undefined };
     this.#iterators.add(it);
-    const finish = (): IteratorResult<MessageEvent> => {
+    const finish = (): IteratorResult<EventSourceMessageEvent> => {
       this.#iterators.delete(it);
       return { done: true, value: undefined };
     };
@@ -203,13 +261,17 @@ export class EventSource extends EventTarget {
     };
   }
 
-  #setHandler(type: string, handler: Handler): void {
+  #handler<E>(type: string): Handler<E> {
+    return (this.#handlers.get(type)?.handler as Handler<E> | undefined) ?? null;
+  }
+
+  #setHandler<E>(type: string, handler: Handler<E>): void {
     const old = this.#handlers.get(type);
     if (old !== undefined) this.removeEventListener(type, old.listener);
     this.#handlers.delete(type);
     if (typeof handler !== 'function') return;
     const listener = (ev: Event) => {
-      handler.call(this, ev);
+      handler.call(this, ev as E);
     };
     this.#handlers.set(type, { handler, listener });
     this.addEventListener(type, listener);
@@ -226,7 +288,7 @@ export class EventSource extends EventTarget {
       const extra = typeof this.#init.headers === 'function' ? await this.#init.headers() : this.#init.headers;
       const headers = new Headers(extra);
       headers.set('accept', 'text/event-stream');
-      if (this.#parser.lastEventId !== '') headers.set('last-event-id', this.#parser.lastEventId);
+      if (this.#parser.lastEventId !== '') headers.set('last-event-id', utf8ByteString(this.#parser.lastEventId));
       if (this.#state === CLOSED) return;
       this.#armHeartbeat(controller);
       // `cache` is standard but missing from Node's RequestInit type.
@@ -252,9 +314,10 @@ export class EventSource extends EventTarget {
     this.#armHeartbeat(controller);
     const type = (response.headers.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase();
     if (response.status !== 200 || type !== 'text/event-stream' || response.body === null) {
-      void response.body?.cancel().catch(() => {});
+      const body = await readStart(response.body);
+      if (this.#state === CLOSED) return;
       const what = response.status !== 200 ? `HTTP status ${response.status}` : `content type "${type ?? ''}" is not text/event-stream`;
-      this.#fail(`the server refused the stream: ${what}`, response.status);
+      this.#fail(`the server refused the stream: ${what}${body === '' ? '' : `: ${body}`}`, response.status, body);
       return;
     }
     this.#origin = new URL(response.url || this.url).origin;
@@ -291,7 +354,7 @@ export class EventSource extends EventTarget {
       if (this.#seen.size > window) this.#seen.delete(this.#seen.values().next().value as string);
     }
     this.#deliveredSinceOpen = true;
-    const event = new MessageEvent(type === RESYNC_EVENT ? 'resync' : type, { data, lastEventId, origin: this.#origin });
+    const event = new MessageEvent(type === RESYNC_EVENT ? 'resync' : type, { data, lastEventId, origin: this.#origin }) as EventSourceMessageEvent;
     this.dispatchEvent(event);
     for (const it of this.#iterators) {
       it.queue.push(event);
@@ -319,13 +382,13 @@ export class EventSource extends EventTarget {
   }
 
   /** Fails the connection: CLOSED for good, with an error event. */
-  #fail(message: string, status?: number): void {
+  #fail(message: string, status?: number, body?: string): void {
     this.#stop();
     if (this.#state === CLOSED) return;
     this.#state = CLOSED;
     this.#init.signal?.removeEventListener('abort', this.#onAbort);
-    this.#failure = new Error(message);
-    this.dispatchEvent(new EventSourceErrorEvent({ message, status, willRetry: false }));
+    this.#failure = new EventSourceError(message, status, body);
+    this.dispatchEvent(new EventSourceErrorEvent({ message, status, body, willRetry: false }));
     this.#wakeIterators();
   }
 
@@ -348,6 +411,49 @@ export class EventSource extends EventTarget {
   #wakeIterators(): void {
     for (const it of this.#iterators) it.wake?.();
   }
+}
+
+/**
+ * A header value is a byte string: fetch throws a TypeError on any character above U+00FF, so a
+ * non-Latin-1 event ID made every reconnection fail before it was sent. The standard sends the
+ * UTF-8 bytes of the ID, and fetch puts each character of a byte string on the wire as one byte.
+ */
+function utf8ByteString(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  if (/^[\x00-\x7f]*$/.test(text)) return text;
+  let bytes = '';
+  for (const byte of new TextEncoder().encode(text)) bytes += String.fromCharCode(byte);
+  return bytes;
+}
+
+/**
+ * The start of a refused response's body, where a server says why (a missing token, a wrong
+ * topic): at most REFUSAL_BODY_BYTES, decoded as UTF-8 (a character cut at the bound is left out),
+ * trimmed. The rest is cancelled, and a body that trickles does not hold the error back longer
+ * than REFUSAL_BODY_WAIT.
+ */
+async function readStart(body: ReadableStream<Uint8Array> | null): Promise<string> {
+  if (body === null) return '';
+  const reader = body.getReader();
+  const bytes = new Uint8Array(REFUSAL_BODY_BYTES);
+  let size = 0;
+  let timer: Timer | undefined;
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), REFUSAL_BODY_WAIT)));
+  try {
+    while (size < bytes.length) {
+      const chunk = await Promise.race([reader.read(), late]);
+      if (chunk === undefined || chunk.done) break;
+      const part = chunk.value.subarray(0, bytes.length - size);
+      bytes.set(part, size);
+      size += part.length;
+    }
+  } catch {
+    // The body broke (or the source was closed meanwhile): what came before is still the explanation.
+  } finally {
+    clearTimeout(timer);
+    reader.cancel().catch(() => {});
+  }
+  return new TextDecoder().decode(bytes.subarray(0, size), { stream: true }).trim();
 }
 
 function describe(error: unknown): string {

@@ -26,6 +26,8 @@ interface Entry {
   origin?: string;
   willRetry?: boolean;
   status?: number;
+  message?: string;
+  body?: string;
 }
 
 /** The parts of the page's globals these tests touch (the project's tsconfig has no DOM lib). */
@@ -110,6 +112,8 @@ async function openInPage(url: string, init: object = {}): Promise<void> {
             origin: event.origin,
             willRetry: event.willRetry,
             status: event.status,
+            message: event.message,
+            body: event.body,
           });
         });
       }
@@ -123,6 +127,11 @@ async function opened(fx: SseFixture, n: number, retry = RETRY): Promise<Fixture
 }
 
 const FAST = { reconnect: { initialDelay: 0 } };
+
+/** The bytes of a request header as they came over the wire, in hex (node:http hands header values over as Latin-1, one character per byte). */
+function wireBytes(header: string | undefined): string | undefined {
+  return header === undefined ? undefined : Buffer.from(header, 'latin1').toString('hex');
+}
 
 describe('the bundled client file', () => {
   it('is a self-contained ES module: no node: import, no require(, no import at all', () => {
@@ -178,6 +187,36 @@ describe('ssehub/client EventSource in headless Chromium', { skip }, () => {
         ['open', 1, undefined],
         ['message', 1, undefined],
       ],
+    );
+  });
+
+  it('sends an event ID that is not ASCII as its UTF-8 bytes in Last-Event-ID when it reconnects, and reads the new stream', T, async () => {
+    const fx = await pageOn();
+    await openInPage(fx.url('/events'), FAST);
+    (await opened(fx, 1)).event({ id: '日本-1', data: 'a' }).end();
+    const second = await opened(fx, 2);
+    second.event({ data: 'b' });
+    const entries = await until((l) => l.filter((e) => e.type === 'message').length === 2, 'two messages');
+    assert.equal(wireBytes(second.lastEventId), 'e697a5e69cac2d31');
+    assert.deepEqual(entries.filter((e) => e.type === 'message').map((e) => e.lastEventId), ['日本-1', '日本-1']);
+  });
+
+  it('sends a lastEventId option that is not ASCII as its UTF-8 bytes on the first connection', T, async () => {
+    const fx = await pageOn();
+    await openInPage(fx.url('/events'), { ...FAST, lastEventId: '日本-1' });
+    const first = await opened(fx, 1);
+    await until((l) => l.some((e) => e.type === 'open'), 'open');
+    assert.equal(wireBytes(first.lastEventId), 'e697a5e69cac2d31');
+  });
+
+  it('fails on 401 with an error event that carries the status and the start of the body', T, async () => {
+    const fx = await pageOn();
+    await openInPage(fx.url('/events'), FAST);
+    (await within(fx.connection(1), 'connection #1')).respond(401, { 'content-type': 'text/plain; charset=utf-8' }, 'a subscriber token is required\n');
+    const entries = await until((l) => l.length > 0, 'the error event');
+    assert.deepEqual(
+      entries.map((e) => [e.type, e.readyState, e.status, e.willRetry, e.body, e.message]),
+      [['error', 2, 401, false, 'a subscriber token is required', 'the server refused the stream: HTTP status 401: a subscriber token is required']],
     );
   });
 

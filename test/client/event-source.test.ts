@@ -9,17 +9,21 @@
 // waits QUIET ms, many times the reconnection delay the client would otherwise have used.
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
+import { type ServerResponse, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import {
   EventSource,
+  EventSourceError,
   type EventSourceInit,
   EventSourceErrorEvent,
   discoverHub,
   mercureSubscribeUrl,
   parseLinkHeader,
 } from '../../src/client/index.js';
-import { startTestHub } from '../helpers/hub.js';
+import { HUB_PATH, startTestHub } from '../helpers/hub.js';
 import { type FixtureConnection, type SseFixture, startSseFixture } from '../helpers/sse-fixture.js';
+import { startTcpProxy } from '../helpers/tcp-proxy.js';
 
 const T = { timeout: 20_000 };
 /**
@@ -44,6 +48,8 @@ interface Entry {
   willRetry?: boolean;
   status?: number;
   delay?: number;
+  message?: string;
+  body?: string;
   event: Event;
 }
 
@@ -88,7 +94,7 @@ class Recorder {
   #push(event: Event): void {
     const entry: Entry = { type: event.type, readyState: this.source.readyState, event };
     if (event instanceof MessageEvent) Object.assign(entry, { data: event.data as string, lastEventId: event.lastEventId, origin: event.origin });
-    if (event instanceof EventSourceErrorEvent) Object.assign(entry, { willRetry: event.willRetry, status: event.status, delay: event.delay });
+    if (event instanceof EventSourceErrorEvent) Object.assign(entry, { willRetry: event.willRetry, status: event.status, delay: event.delay, message: event.message, body: event.body });
     this.entries.push(entry);
     this.#waiters = this.#waiters.filter((w) => {
       if (!w.check()) return true;
@@ -462,6 +468,85 @@ describe('EventSource: reconnection', () => {
   });
 });
 
+/**
+ * The bytes of a request header as they came over the wire, in hex: node:http hands header values
+ * over as Latin-1, one character per byte.
+ */
+function wireBytes(header: string | undefined): string | undefined {
+  return header === undefined ? undefined : Buffer.from(header, 'latin1').toString('hex');
+}
+
+/** An event ID that is not ASCII (nor Latin-1), and its UTF-8 bytes. */
+const NON_ASCII_ID = '日本-1';
+const NON_ASCII_ID_UTF8 = 'e697a5e69cac2d31';
+
+describe('EventSource: an event ID that is not ASCII', () => {
+  it('is sent as its UTF-8 bytes in Last-Event-ID when the client reconnects, and the new stream is read', T, async () => {
+    const fx = await fixture();
+    const { rec } = connect(fx.url());
+    (await opened(fx, 1)).event({ id: NON_ASCII_ID, data: 'a' }).end();
+    const second = await opened(fx, 2);
+    second.event({ data: 'b' });
+    await rec.until((r) => r.messages.length === 2, 'message b on the second connection');
+    assert.equal(wireBytes(second.lastEventId), NON_ASCII_ID_UTF8);
+    assert.deepEqual(rec.of('message').map((e) => e.lastEventId), [NON_ASCII_ID, NON_ASCII_ID]);
+  });
+
+  it('given as the lastEventId option, is sent as its UTF-8 bytes on the first connection', T, async () => {
+    const fx = await fixture();
+    const { source } = connect(fx.url(), { ...FAST, lastEventId: NON_ASCII_ID });
+    const first = await opened(fx, 1);
+    assert.equal(wireBytes(first.lastEventId), NON_ASCII_ID_UTF8);
+    assert.equal(source.lastEventId, NON_ASCII_ID);
+  });
+
+  it('in the Latin-1 range, is sent as UTF-8 too (two bytes for é), not as one Latin-1 byte', T, async () => {
+    const fx = await fixture();
+    connect(fx.url(), { ...FAST, lastEventId: 'café' });
+    assert.equal(wireBytes((await opened(fx, 1)).lastEventId), '636166c3a9');
+  });
+
+  describe('against a real hub', () => {
+    const TOPIC = 'https://example.com/books/日本';
+
+    it('after a dropped connection, the client resumes and receives the update published while it was away', T, async () => {
+      const hub = await startTestHub(['--anonymous', '--retry', '20ms']);
+      after(() => hub.close());
+      // The client goes through a proxy that can cut it off; the publisher talks to the hub directly.
+      const proxy = await startTcpProxy(Number(new URL(hub.url).port));
+      after(() => proxy.close());
+      const { rec } = connect(mercureSubscribeUrl(`http://127.0.0.1:${proxy.port}${HUB_PATH}`, TOPIC), FAST, ['resync']);
+      await rec.until((r) => r.types.includes('open'), 'open');
+      assert.equal((await hub.publish({ topic: TOPIC, id: NON_ASCII_ID, data: 'one' })).status, 200);
+      await rec.until((r) => r.messages.length === 1, `update ${NON_ASCII_ID}`);
+      // Cut the connection and hold the reconnection back until the next update is published, so
+      // that the client can only get it from history, by sending Last-Event-ID.
+      proxy.stall('both');
+      proxy.drop();
+      await rec.until((r) => r.types.includes('error'), 'the error event of the dropped connection');
+      assert.equal((await hub.publish({ topic: TOPIC, id: '日本-2', data: 'two' })).status, 200);
+      proxy.resume();
+      await rec.until((r) => r.messages.length === 2, 'update 日本-2, replayed after the reconnection');
+      assert.deepEqual(rec.types, ['open', 'message', 'error', 'open', 'message']);
+      assert.deepEqual(rec.of('message').map((e) => [e.lastEventId, e.data]), [
+        [NON_ASCII_ID, 'one'],
+        ['日本-2', 'two'],
+      ]);
+    });
+
+    it('resuming from the lastEventId option, the client receives only the updates after it, with no resync', T, async () => {
+      const hub = await startTestHub(['--anonymous']);
+      after(() => hub.close());
+      for (const [id, data] of [[NON_ASCII_ID, 'one'], ['日本-2', 'two']] as const) assert.equal((await hub.publish({ topic: TOPIC, id, data })).status, 200);
+      const { rec } = connect(mercureSubscribeUrl(hub.hubUrl, TOPIC), { ...FAST, lastEventId: NON_ASCII_ID }, ['resync']);
+      await rec.until((r) => r.messages.length === 1, `the update after ${NON_ASCII_ID}`);
+      await quiet();
+      assert.deepEqual(rec.types, ['open', 'message']);
+      assert.deepEqual(rec.of('message').map((e) => [e.lastEventId, e.data]), [['日本-2', 'two']]);
+    });
+  });
+});
+
 describe('EventSource: failing the connection (no retry)', () => {
   for (const status of [201, 204, 404, 500]) {
     it(`on HTTP ${status}: CLOSED, one error event with that status and willRetry false, and no second request`, T, async () => {
@@ -489,6 +574,77 @@ describe('EventSource: failing the connection (no retry)', () => {
       assert.equal(fx.count, 1);
     });
   }
+
+  describe('the explanation in a refused response', () => {
+    /** A hub that requires a subscriber token, the URL of a subscription to it, and the hub's own answer to that URL without a token. */
+    async function hubRequiringAToken(): Promise<{ url: string; explanation: string }> {
+      const hub = await startTestHub([]);
+      after(() => hub.close());
+      const url = mercureSubscribeUrl(hub.hubUrl, 'https://example.com/books/1');
+      const direct = await fetch(url);
+      const explanation = (await direct.text()).trim();
+      assert.equal(direct.status, 401);
+      assert.notEqual(explanation, '', 'the hub explains a 401');
+      return { url, explanation };
+    }
+
+    it('without a token, a hub answers 401: the error event carries the status and the hub\'s text, in message and body', T, async () => {
+      const { url, explanation } = await hubRequiringAToken();
+      const { source, rec } = connect(url);
+      await rec.until((r) => r.types.includes('error'), 'the error event');
+      assert.equal(source.readyState, EventSource.CLOSED);
+      const [error] = rec.of('error');
+      assert.deepEqual([error?.status, error?.willRetry, error?.body], [401, false, explanation]);
+      assert.equal(error?.message, `the server refused the stream: HTTP status 401: ${explanation}`);
+    });
+
+    it('without a token, the async iterator throws an EventSourceError with the status and the hub\'s text', T, async () => {
+      const { url, explanation } = await hubRequiringAToken();
+      const { source } = connect(url);
+      await within(
+        assert.rejects(
+          async () => {
+            for await (const _ of source) assert.fail('no event was expected');
+          },
+          (error: unknown) => {
+            assert.ok(error instanceof EventSourceError, `not an EventSourceError: ${String(error)}`);
+            assert.deepEqual([error.status, error.body, error.message], [401, explanation, `the server refused the stream: HTTP status 401: ${explanation}`]);
+            return true;
+          },
+        ),
+        'the loop to throw',
+      );
+    });
+
+    it('reads at most 512 bytes of the body, leaving out a character cut at the bound', T, async () => {
+      const fx = await fixture();
+      const { rec } = connect(fx.url(), { ...FAST, initialRetry: RETRY });
+      // 1000 three-byte characters: the 512th byte is in the middle of the 171st.
+      (await within(fx.connection(1), 'connection #1')).respond(500, { 'content-type': 'text/plain; charset=utf-8' }, '€'.repeat(1000));
+      await rec.until((r) => r.types.includes('error'), 'the error event');
+      assert.equal(rec.of('error')[0]?.body, '€'.repeat(170));
+    });
+
+    it('does not wait for a body that never ends: the error comes with what arrived, and the request is closed', T, async () => {
+      let response: ServerResponse | undefined;
+      const server = createServer((_req, res) => {
+        response = res;
+        res.writeHead(503, { 'content-type': 'text/plain' });
+        res.write('busy, come back later\n');
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      after(() => {
+        server.closeAllConnections();
+        server.close();
+      });
+      const { rec } = connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}/events`);
+      await rec.until((r) => r.types.includes('error'), 'the error event');
+      assert.deepEqual(rec.of('error').map((e) => [e.status, e.body, e.willRetry]), [[503, 'busy, come back later', false]]);
+      assert.ok(response);
+      const res = response;
+      await within(new Promise((resolve) => (res.closed ? resolve(undefined) : res.once('close', resolve))), 'the server to see the request closed');
+    });
+  });
 
   it('stops for good when a reconnection is answered 204 (how a server tells clients to go away)', T, async () => {
     const fx = await fixture();
