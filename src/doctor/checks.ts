@@ -64,7 +64,22 @@ export const CONCLUSIVE_WINDOW_MS = 20_000;
 /** A probe later than this after its publish was answered counts as held back. */
 export const LATE_MS = 1000;
 
+/**
+ * Bytes that came this close to the end of a stream came with it: a proxy that gives up lets go of
+ * what it held and closes at once (7 ms apart through nginx), while idle timeouts are seconds long.
+ */
+export const TOGETHER_MS = 500;
+
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
+/** Like `seconds`, but below a second in milliseconds: for times that are no interval, where "0.0 s" would say nothing. */
+const elapsed = (ms: number): string => (ms < 1000 ? `${Math.round(ms)} ms` : seconds(ms));
+
+/** A heartbeat interval comfortably below an idle timeout of `ms` (half of it), as `--heartbeat` takes it. */
+function heartbeatBelow(ms: number): string {
+  // Halves the timeout as the report shows it (to 0.1 s): a 2 s timeout measured as 1,999 ms still gets 1s, not 900ms.
+  const half = (Math.round(ms / 100) * 100) / 2;
+  return half >= 1000 ? `${Math.floor(half / 1000)}s` : `${Math.max(100, Math.floor(half / 100) * 100)}ms`;
+}
 
 /** Whether the response is an event stream at all (status 200 and the right content type). */
 export function isEventStream(o: Observation): boolean {
@@ -172,13 +187,83 @@ export function heartbeatOf(o: Observation, windowEnd: number): { interval: numb
   gaps.sort((a, b) => a - b);
   const interval = gaps.length > 0 ? gaps[Math.floor(gaps.length / 2)] : undefined;
   let longestSilence = 0;
-  let last = o.headersAt ?? 0;
+  // From the request, not the headers: a buffering proxy sends the headers only when it lets go.
+  let last = 0;
   for (const read of o.reads) {
     longestSilence = Math.max(longestSilence, read.at - last);
     last = read.at;
   }
   longestSilence = Math.max(longestSilence, (o.endedAt ?? windowEnd) - last);
   return { interval, beats: beats.length, longestSilence };
+}
+
+/** How a stream that the other side ended came to its end. Times are from the request. */
+interface Cut {
+  /** When the stream ended. */
+  at: number;
+  /** No body byte came before an end at least LATE_MS after the request (none, or only together with it): a proxy held the response back until it gave up. */
+  held: boolean;
+  /** The silence before the end: from the last body byte, or from the request when none came. */
+  silence: number;
+  /** The longest gap between two reads before that. */
+  longestGap: number;
+  /** Whether an idle timeout explains the cut: not held, at least LATE_MS of silence, and longer than every gap between earlier reads (an idle timeout would have ended one of those). */
+  idle: boolean;
+}
+
+/** How the stream ended, when the other side (or the network) ended it; `undefined` when the doctor closed it. */
+function cutOf(o: Observation): Cut | undefined {
+  if (o.endedBy !== 'server' && o.endedBy !== 'error') return undefined;
+  const at = o.endedAt ?? 0;
+  const first = o.reads[0];
+  const silence = at - (o.reads[o.reads.length - 1]?.at ?? 0);
+  let longestGap = 0;
+  for (let i = 1; i < o.reads.length; i++) longestGap = Math.max(longestGap, (o.reads[i]?.at ?? 0) - (o.reads[i - 1]?.at ?? 0));
+  // A stream that ends within LATE_MS of the request was not held back: its server ended it at once.
+  const held = at >= LATE_MS && (first === undefined || at - first.at <= TOGETHER_MS);
+  return { at, held, silence, longestGap, idle: !held && silence >= LATE_MS && silence > longestGap };
+}
+
+/** The finding for a response held back until the stream was cut: buffering is the cause, whatever timeout ended it. */
+function heldUntilCut(o: Observation, cut: Cut, nginx: boolean): Finding {
+  const headersAt = o.headersAt ?? 0;
+  const headersLate = cut.at - headersAt <= TOGETHER_MS;
+  // Held bytes with more than the opening comment mean the server was not silent: no read timeout then.
+  const quiet = o.events.length === 0 && o.comments.length <= 1;
+  const seen = headersLate
+    ? `The response headers came ${seconds(headersAt)} after the request, together with the end of the stream`
+    : `The response headers came at once, but no byte of the body before the end, ${seconds(cut.at)} after the request`;
+  const cause = quiet
+    ? `: a buffering proxy held the response back, and the server sent nothing more (no heartbeat), so the proxy's read timeout cut it off about ${seconds(cut.at)} after the request.`
+    : `: a buffering proxy held the response back until something cut the stream ${seconds(cut.at)} after the request.`;
+  const alike = headersLate ? '' : ' A server that sends nothing until its first event, cut by an idle timeout, looks the same: run the doctor against the server directly to tell them apart.';
+  const unbuffer = nginx
+    ? 'nginx: "proxy_buffering off;" in the stream\'s location, or "X-Accel-Buffering: no" from the server (and not in proxy_ignore_headers)'
+    : 'Turn response buffering off for text/event-stream in the proxy (nginx: "proxy_buffering off;", or "X-Accel-Buffering: no" from the server)';
+  return {
+    check: 'buffering',
+    severity: 'fail',
+    title: `the response was held back until the stream was cut, ${seconds(cut.at)} after the request${o.error !== undefined ? ` (${o.error})` : ''}`,
+    detail: `${seen}${cause}${alike}`,
+    advice: quiet
+      ? `${unbuffer}; and send a heartbeat more often than the proxy's read timeout: below ${seconds(cut.at)}, e.g. ssehub serve --heartbeat ${heartbeatBelow(cut.at)}.`
+      : `${unbuffer}.`,
+  };
+}
+
+/** The finding for a stream cut after bytes had come: an idle timeout, measured from the last byte, or an absolute limit. */
+function truncated(o: Observation, cut: Cut): Finding {
+  return {
+    check: 'truncation',
+    severity: 'fail',
+    title: `the stream was cut after ${elapsed(cut.at)}${o.error !== undefined ? ` (${o.error})` : ''}`,
+    detail: cut.idle
+      ? `Nothing came for ${seconds(cut.silence)} before the cut, longer than any gap before it: an idle timeout of about ${seconds(cut.silence)} (a proxy's read/idle timeout, or the server's) ended it.`
+      : `${cut.silence < LATE_MS ? `Bytes came until the cut (the last ${elapsed(cut.silence)} before it)` : `It ended ${seconds(cut.silence)} after the last bytes, but a longer silence (${seconds(cut.longestGap)}) had passed before without a cut`}: an absolute time limit rather than an idle one (or the server's own stream lifetime).`,
+    advice: cut.idle
+      ? `Send a heartbeat more often than the timeout: below ${seconds(cut.silence)}, e.g. ssehub serve --heartbeat ${heartbeatBelow(cut.silence)}, or raise the proxy's timeout (nginx proxy_read_timeout, HAProxy timeout server/client, the load balancer's idle timeout).`
+      : 'If a proxy or load balancer limits how long a response may last (e.g. Google Cloud\'s backend service timeout), raise it above the server\'s stream lifetime (ssehub: --write-timeout); clients resume with Last-Event-ID, but each cut costs a reconnect.',
+  };
 }
 
 /** Checks of the stream over time: first bytes, heartbeats, bursts, and whether something cut it. */
@@ -191,10 +276,12 @@ export function checkStream(o: Observation, windowEnd: number): Finding[] {
   const bufferAdvice = nginx
     ? 'nginx: "proxy_buffering off;" in the stream\'s location (and X-Accel-Buffering must not be in proxy_ignore_headers); see docs/deployment.md.'
     : 'A proxy or middleware between you and the server buffers the response: turn buffering off for text/event-stream (nginx: proxy_buffering off; compression off).';
-  const cut = o.endedBy === 'server' || o.endedBy === 'error';
+  const cut = cutOf(o);
 
-  if (first === undefined) {
-    if (!cut) {
+  if (cut?.held === true) findings.push(heldUntilCut(o, cut, nginx));
+  else if (first === undefined) {
+    // A cut here came within LATE_MS of the request: an empty response its server ended at once (truncation, below).
+    if (cut === undefined) {
       findings.push({
         check: 'buffering',
         severity: 'fail',
@@ -213,21 +300,9 @@ export function checkStream(o: Observation, windowEnd: number): Finding[] {
     findings.push({ check: 'bursts', severity: 'warn', title: `heartbeats arrive in bursts (${bursts} of ${o.reads.length} reads held several)`, detail: 'Something between buffers the stream and lets it through in lumps.', advice: bufferAdvice });
   }
 
-  if (cut) {
-    const at = (o.endedAt ?? 0) - headersAt;
-    const idle = hb.beats === 0;
-    const suggest = Math.max(1, Math.floor(at / 2000));
-    findings.push({
-      check: 'truncation',
-      severity: 'fail',
-      title: `the stream was cut after ${seconds(at)}${o.error !== undefined ? ` (${o.error})` : ''}`,
-      detail: idle
-        ? `No heartbeat came before the cut and the stream was silent for ${seconds(hb.longestSilence)}: an idle timeout of about ${seconds(at)} (a proxy's read/idle timeout, or the server's) ended it.`
-        : `It ended although bytes came every ${seconds(hb.interval ?? hb.longestSilence)} or so: an absolute time limit rather than an idle one (or the server's own stream lifetime).`,
-      advice: idle
-        ? `Send a heartbeat more often than the timeout: below ${seconds(at)}, e.g. ssehub serve --heartbeat ${suggest}s, or raise the proxy's timeout (nginx proxy_read_timeout, HAProxy timeout server/client, the load balancer's idle timeout).`
-        : 'If a proxy or load balancer limits how long a response may last (e.g. Google Cloud\'s backend service timeout), raise it above the server\'s stream lifetime (ssehub: --write-timeout); clients resume with Last-Event-ID, but each cut costs a reconnect.',
-    });
+  if (cut !== undefined) {
+    // A held response was reported above, as buffering.
+    if (!cut.held) findings.push(truncated(o, cut));
   } else if (hb.interval !== undefined) {
     const exceeded = COMMON_TIMEOUTS.filter((t) => hb.interval !== undefined && hb.interval >= t.seconds * 1000);
     if (exceeded.length > 0) {

@@ -160,6 +160,86 @@ describe('checkStream', () => {
     assert.match(f?.advice ?? '', /below 2\.0 s, e\.g\. ssehub serve --heartbeat 1s/);
   });
 
+  it('measures an idle cut from the last byte, not from the headers, and advises a heartbeat below it', () => {
+    // ": ok", one event a second later, then 3 s of silence until the proxy's idle timeout.
+    const o = healthy({
+      reads: [
+        { at: 11, text: ': ok\n\n' },
+        { at: 1011, text: 'data: x\n\n' },
+      ],
+      comments: [{ at: 11, text: ' ok', read: 0 }],
+      events: [{ at: 1011, type: 'message', data: 'x', id: undefined, read: 1 }],
+      endedAt: 4011,
+      endedBy: 'error',
+      error: 'closed mid-body',
+    });
+    const f = find(checkStream(o, 4011), 'truncation')[0];
+    assert.match(f?.title ?? '', /cut after 4\.0 s/);
+    assert.match(f?.detail ?? '', /idle timeout of about 3\.0 s/);
+    assert.match(f?.advice ?? '', /below 3\.0 s, e\.g\. ssehub serve --heartbeat 1s/);
+  });
+
+  it('advises half the idle timeout as the report shows it, in milliseconds below 2 s', () => {
+    const cutAfter = (silence: number) => find(checkStream(healthy({ reads: [{ at: 11, text: ': ok\n\n' }], comments: [{ at: 11, text: ' ok', read: 0 }], endedAt: 11 + silence, endedBy: 'server' }), 11 + silence), 'truncation')[0]?.advice ?? '';
+    assert.match(cutAfter(1999), /below 2\.0 s, e\.g\. ssehub serve --heartbeat 1s/);
+    assert.match(cutAfter(1500), /below 1\.5 s, e\.g\. ssehub serve --heartbeat 700ms/);
+    assert.match(cutAfter(60_000), /below 60 s, e\.g\. ssehub serve --heartbeat 30s/);
+  });
+
+  it('calls a cut with events flowing until it an absolute limit, not an idle timeout', () => {
+    const reads = Array.from({ length: 30 }, (_, i) => ({ at: 11 + i * 100, text: 'data: x\n\n' }));
+    const o = healthy({ reads, comments: [], events: reads.map((r, i) => ({ at: r.at, type: 'message', data: 'x', id: undefined, read: i })), endedAt: 2950, endedBy: 'server' });
+    const f = find(checkStream(o, 2950), 'truncation')[0];
+    assert.match(f?.detail ?? '', /absolute time limit/);
+    assert.doesNotMatch(f?.advice ?? '', /--heartbeat/);
+  });
+
+  it('blames buffering, not an idle timeout, when the headers came only with the end of the stream', () => {
+    // A buffering nginx with proxy_read_timeout 5s in front of a server that sent ": ok" and then nothing.
+    const o = healthy({ headers: { ...SSE_HEADERS, server: 'nginx/1.22.1' }, headersAt: 5014, reads: [], comments: [], retry: undefined, endedAt: 5021, endedBy: 'error', error: 'closed mid-body' });
+    const findings = checkStream(o, 5021);
+    assert.deepEqual(find(findings, 'truncation'), []);
+    const f = find(findings, 'buffering')[0];
+    assert.equal(f?.severity, 'fail');
+    assert.match(f?.title ?? '', /held back until the stream was cut, 5\.0 s after the request/);
+    assert.match(f?.detail ?? '', /read timeout cut it off about 5\.0 s after the request/);
+    assert.match(f?.advice ?? '', /"proxy_buffering off;".*"X-Accel-Buffering: no"/);
+    assert.match(f?.advice ?? '', /heartbeat .* below 5\.0 s, e\.g\. ssehub serve --heartbeat 2s/);
+    assert.doesNotMatch(JSON.stringify(findings), /0\.0 s/);
+  });
+
+  it('blames buffering when the held bytes came out together with the end, and does not call the first byte prompt', () => {
+    const o = healthy({ headersAt: 5014, reads: [{ at: 5015, text: ': ok\n\n' }], comments: [{ at: 5015, text: ' ok', read: 0 }], retry: undefined, endedAt: 5021, endedBy: 'server' });
+    const findings = checkStream(o, 5021);
+    assert.deepEqual(severityOf(findings, 'buffering'), ['fail']);
+    assert.deepEqual(find(findings, 'first-byte'), []);
+    assert.deepEqual(find(findings, 'truncation'), []);
+  });
+
+  it('blames buffering when the headers came at once but no body byte before the cut, and says a silent server looks the same', () => {
+    const o = healthy({ reads: [], comments: [], retry: undefined, endedAt: 5010, endedBy: 'error', error: 'closed mid-body' });
+    const f = find(checkStream(o, 5010), 'buffering')[0];
+    assert.equal(f?.severity, 'fail');
+    assert.match(f?.detail ?? '', /no byte of the body before the end, 5\.0 s after the request/);
+    assert.match(f?.detail ?? '', /run the doctor against the server directly/);
+    assert.match(f?.advice ?? '', /below 5\.0 s, e\.g\. ssehub serve --heartbeat 2s/);
+  });
+
+  it('advises no heartbeat when the held response carried heartbeats: the server was not silent', () => {
+    const text = ': ok\n\n:\n\n:\n\n';
+    const o = healthy({ headersAt: 5014, reads: [{ at: 5015, text }], comments: [0, 1, 2].map((k) => ({ at: 5015, text: k === 0 ? ' ok' : '', read: 0 })), endedAt: 5021, endedBy: 'server' });
+    const f = find(checkStream(o, 5021), 'buffering')[0];
+    assert.equal(f?.severity, 'fail');
+    assert.doesNotMatch(f?.advice ?? '', /--heartbeat/);
+  });
+
+  it('reports a stream its server ended at once as a cut in milliseconds, not as buffering', () => {
+    const o = healthy({ reads: [{ at: 11, text: ': ok\n\ndata: bye\n\n' }], comments: [{ at: 11, text: ' ok', read: 0 }], endedAt: 12, endedBy: 'server' });
+    const findings = checkStream(o, 12);
+    assert.deepEqual(find(findings, 'buffering'), []);
+    assert.match(find(findings, 'truncation')[0]?.title ?? '', /cut after 12 ms/);
+  });
+
   it('tells an absolute limit from an idle timeout when heartbeats flowed', () => {
     const f = find(checkStream(healthy({ endedBy: 'server', endedAt: 4100 }), 4100), 'truncation')[0];
     assert.match(f?.detail ?? '', /absolute time limit/);
@@ -183,6 +263,11 @@ describe('checkStream', () => {
     assert.equal(f?.severity, 'warn');
     assert.match(f?.detail ?? '', /HAProxy/);
     assert.doesNotMatch(f?.detail ?? '', /Cloudflare/);
+  });
+
+  it('counts the longest silence from the request, so a response held back shows as silence', () => {
+    const o = healthy({ headersAt: 5014, reads: [], comments: [], endedAt: 5021, endedBy: 'error' });
+    assert.equal(heartbeatOf(o, 5021).longestSilence, 5021);
   });
 
   it('warns when no heartbeat came in a window of 20 s, and only informs after a shorter one', () => {

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { type DoctorReport, type Finding, runDoctor } from '../../src/doctor/index.js';
+import { type DoctorReport, type Finding, formatReport, runDoctor } from '../../src/doctor/index.js';
 import { type TestHub, startTestHub } from '../helpers/hub.js';
 import { HAPROXY_BINARY, NGINX_BINARY, type Proxy, proxySkipReason, setHaproxyTimeout, setNginxDirective, startHaproxy, startNginx } from '../helpers/proxies.js';
 import { makeCertificate } from '../helpers/tls.js';
@@ -156,6 +156,41 @@ describe('doctor: behind nginx', { skip: proxySkipReason(NGINX_BINARY) }, () => 
     assert.match(f?.title ?? '', /cut after (1\.9|2\.\d) s/);
     assert.match(f?.advice ?? '', /--heartbeat 1s/);
     assert.ok(report.timings.ended !== undefined && report.timings.ended < 6000, 'the stream ended before the window');
+  });
+});
+
+describe('doctor: a server without heartbeat behind a buffering nginx', { skip: proxySkipReason(NGINX_BINARY) }, () => {
+  let server: Server;
+  let proxy: Proxy;
+  before(async () => {
+    // An SSE endpoint of the common kind: ": ok" at once, then nothing until its first event; no X-Accel-Buffering.
+    server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      res.write(': ok\n\n');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    // nginx's defaults (buffering on, HTTP/1.0 to the upstream) hold even the headers until the 5 s read timeout;
+    // with the deploy file's HTTP/1.1, nginx 1.22 lets ": ok" through at once even with buffering on.
+    const edit = (conf: string) => setNginxDirective(setNginxDirective(setNginxDirective(conf, 'proxy_buffering', 'on'), 'proxy_http_version', '1.0'), 'proxy_read_timeout', '5s');
+    proxy = await startNginx(`127.0.0.1:${(server.address() as AddressInfo).port}`, { edit, ready: 'tcp' });
+  });
+  after(async () => {
+    await proxy.stop();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  it('blames buffering held until the read timeout, not an idle timeout of a few milliseconds', async () => {
+    const report = await runDoctor({ url: `${proxy.url}${HUB_PATH}`, duration: 8000 });
+    assert.ok((report.timings.headers ?? 0) > 4500, `nginx held the headers back until its timeout: ${JSON.stringify(report.timings)}\n${proxy.log()}`);
+    const f = finding(report, 'buffering');
+    assert.equal(f?.severity, 'fail', describeReport(report));
+    assert.equal(finding(report, 'truncation'), undefined, describeReport(report));
+    assert.match(f?.advice ?? '', /proxy_buffering off/);
+    assert.match(f?.advice ?? '', /X-Accel-Buffering: no/);
+    assert.match(f?.advice ?? '', /below 5\.\d s, e\.g\. ssehub serve --heartbeat 2s/);
+    const text = formatReport(report);
+    assert.doesNotMatch(text, /0\.0 s/, text);
   });
 });
 
