@@ -34,3 +34,18 @@ export class TransportUnavailableError extends Error {
 export class DuplicateIdError extends Error {
   override readonly name = 'DuplicateIdError';
 }
+
+/**
+ * An update that cannot be stored or sent: `field` names the part that is wrong, `reason` is a
+ * short label for metrics and logs (`invalid-id`, `too-many-topics`, …), the message says why.
+ */
+export class InvalidUpdateError extends Error {
+  override readonly name = 'InvalidUpdateError';
+  readonly field: string;
+  readonly reason: string;
+  constructor(field: string, reason: string, message: string) {
+    super(message);
+    this.field = field;
+    this.reason = reason;
+  }
+}

@@ -10,9 +10,9 @@ import type { HubConfig } from './config.js';
 import { HubMetrics } from './metrics.js';
 import { isExactSelector } from './selector.js';
 import { Batch, type Subscriber } from './subscriber.js';
-import type { Transport } from './transports/index.js';
+import type { HistoryResult, Transport } from './transports/index.js';
 import type { Tracing } from './tracing.js';
-import type { Update } from './update.js';
+import { type Update, type UpdateInput, toUpdate, updateProblem } from './update.js';
 
 /** Connection ends remembered for the dashboard. */
 const RECENT_ENDS = 50;
@@ -28,6 +28,9 @@ export interface ConnectionEnd {
   bytes: number;
   endedAt: number;
 }
+
+/** Poison entries whose refs are remembered, so that each is logged once (a resume may read one again and again). */
+const POISON_REMEMBERED = 1000;
 
 /** Subscribers served per turn of the event loop during a fan-out pass. */
 const FAN_OUT_SLICE = 2000;
@@ -58,12 +61,16 @@ export class Hub {
   /** Updates dispatched since the current fan-out pass took its batch. */
   #batch: Update[] = [];
   #passScheduled = false;
+  /** Poison entries already logged. */
+  readonly #poisonLogged = new Set<string>();
+  #stopPoison: (() => void) | undefined;
 
   constructor(config: HubConfig, transport: Transport, log: Logger) {
     this.config = config;
     this.transport = transport;
     this.log = log;
     this.#unsubscribe = transport.subscribe((update) => this.#enqueue(update));
+    this.#stopPoison = transport.onPoison?.((entry) => this.#poisoned(entry.ref, entry.reason, 'transport'));
   }
 
   /** `true` once shutdown began: new subscriptions are refused and readiness fails. */
@@ -79,11 +86,39 @@ export class Hub {
     return undefined;
   }
 
-  /** Stores and dispatches an update (resolves once stored). */
-  async publish(update: Update): Promise<void> {
-    update.publishedAt ??= Date.now();
+  /**
+   * Checks, stores and dispatches an update; resolves with the update as stored (its `id` filled
+   * in when none was given) once the transport has it. Rejects with InvalidUpdateError (nothing
+   * stored), DuplicateIdError or TransportUnavailableError.
+   */
+  async publish(input: UpdateInput): Promise<Update> {
+    const update = toUpdate(input);
+    update.publishedAt = Date.now();
     await this.transport.dispatch(update);
     this.metrics.updatesPublished.inc();
+    return update;
+  }
+
+  /**
+   * Reads history after `lastEventId` through the transport, leaving out (and reporting) entries
+   * that are not valid updates, so a resume over one neither fails nor stops there.
+   */
+  history(lastEventId: string, filter: (update: Update) => boolean): Promise<HistoryResult> {
+    return this.transport.history(lastEventId, (update) => {
+      const problem = updateProblem(update);
+      if (problem === undefined) return filter(update);
+      this.#poisoned(refOf(update), problem.message, 'history');
+      return false;
+    });
+  }
+
+  /** Skips an entry that is not a valid update: counted every time, logged once per entry. */
+  #poisoned(ref: string, reason: string, where: 'live' | 'history' | 'transport'): void {
+    this.metrics.poison.inc({ where });
+    if (this.#poisonLogged.has(ref)) return;
+    if (this.#poisonLogged.size >= POISON_REMEMBERED) this.#poisonLogged.delete(this.#poisonLogged.values().next().value as string);
+    this.#poisonLogged.add(ref);
+    this.log.error({ update: ref, reason, where }, 'skipped an entry of the transport that is not a valid update');
   }
 
   /** Registers a subscriber (from now on it receives live updates, buffered until it goes live) and counts it against its address. */
@@ -141,6 +176,11 @@ export class Hub {
    * connections and publishes keep being accepted during a fan-out to many subscribers.
    */
   #enqueue(update: Update): void {
+    const problem = updateProblem(update);
+    if (problem !== undefined) {
+      this.#poisoned(refOf(update), problem.message, 'live');
+      return;
+    }
     this.#batch.push(update);
     if (this.#passScheduled) return;
     this.#passScheduled = true;
@@ -192,7 +232,16 @@ export class Hub {
       const end = Math.min(next + FAN_OUT_SLICE, subscribers.length);
       for (; next < end; next++) {
         const subscriber = subscribers[next] as Subscriber;
-        const written = subscriber.deliverBatch(batch);
+        let written: number;
+        try {
+          written = subscriber.deliverBatch(batch);
+        } catch (error) {
+          // A bug, not input (updates are checked before they get here); but a throw inside this
+          // pass would end the process and every stream with it. This subscriber alone is dropped.
+          this.log.error({ err: error instanceof Error ? { message: error.message, stack: error.stack } : String(error), conn: subscriber.id }, 'delivery failed; closing the stream');
+          subscriber.stream?.destroy('error');
+          continue;
+        }
         delivered += written;
         if (reached !== undefined && written > 0) {
           updates.forEach((update, i) => {
@@ -223,6 +272,13 @@ export class Hub {
     this.#draining = true;
     await this.streams.close({ window: this.config.drainTimeout, reason: 'shutdown' });
     this.#unsubscribe();
+    this.#stopPoison?.();
     await this.transport.close();
   }
+}
+
+/** How a log names an entry: its ID when it has a printable one. */
+function refOf(update: Update): string {
+  const id = (update as { id?: unknown }).id;
+  return typeof id === 'string' && id !== '' ? id : `seq ${String(update.seq ?? '?')}`;
 }

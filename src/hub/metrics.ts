@@ -11,6 +11,7 @@ export class HubMetrics {
   readonly replayed = new Counter({ name: 'ssehub_replayed_events_total', help: 'Events replayed from history on resume', registers: [this.registry] });
   readonly resyncs = new Counter({ name: 'ssehub_resyncs_total', help: 'Resumes from an ID no longer (or never) in history', registers: [this.registry] });
   readonly closed = new Counter({ name: 'ssehub_connections_closed_total', help: 'Ended streams by reason', labelNames: ['reason'] as const, registers: [this.registry] });
+  readonly poison = new Counter({ name: 'ssehub_poison_updates_total', help: 'Entries read from the transport that are not valid updates (skipped), by where they were met', labelNames: ['where'] as const, registers: [this.registry] });
   readonly rejected = new Counter({ name: 'ssehub_requests_rejected_total', help: 'Requests answered with an error, by status and reason', labelNames: ['status', 'reason'] as const, registers: [this.registry] });
   readonly deliveryLatency = new Histogram({
     name: 'ssehub_delivery_latency_seconds',

@@ -3,15 +3,13 @@
  * Everything is checked before anything is stored: a rejected request changes nothing.
  */
 import type { NodeRequest, NodeResponse } from '../server/adapters/node.js';
-import { InvalidEventError, assertValidEventType, assertValidId } from '../protocol/index.js';
 import { type Grant, findToken, grantMatchers } from './authorization.js';
 import { readBody } from './body.js';
-import { DuplicateIdError, HttpError, TransportUnavailableError } from './errors.js';
+import { DuplicateIdError, HttpError, InvalidUpdateError, TransportUnavailableError } from './errors.js';
 import type { HubContext } from './context.js';
-import { type Update, newUpdateId } from './update.js';
+import { MAX_TOPICS, type Update, newUpdateId, toUpdate } from './update.js';
 
-/** The most topics one update or one subscription may name. */
-export const MAX_TOPICS = 1000;
+export { MAX_TOPICS };
 const RESERVED = /^(?:[a-z][a-z0-9+.-]*:\/\/[^/?#]*)?\/\.well-known\/mercure(?:[/?#]|$)/i;
 
 /** `true` for a topic inside the hub's own URL space, which only the hub may publish to. */
@@ -38,32 +36,23 @@ function checkCsrf(req: NodeRequest, allowed: string[]): void {
 /** Reads and validates the form into an update (no side effects). */
 export function parseUpdate(form: URLSearchParams): Update {
   const topics = form.getAll('topic');
+  // Checked before the reserved topics, so that a missing or empty topic is a 400 whatever else is wrong.
   if (topics.length === 0) throw new HttpError(400, 'missing-topic', 'the "topic" field is required');
   if (topics.length > MAX_TOPICS) throw new HttpError(400, 'too-many-topics', `an update may have at most ${MAX_TOPICS} topics, got ${topics.length}`);
-  const empty = topics.findIndex((t) => t === '');
-  if (empty !== -1) throw new HttpError(400, 'empty-topic', 'a "topic" field is empty');
+  if (topics.includes('')) throw new HttpError(400, 'empty-topic', 'a "topic" field is empty');
   const reserved = topics.find(isReservedTopic);
   if (reserved !== undefined) throw new HttpError(403, 'reserved-topic', `topic "${reserved}" is inside /.well-known/mercure, which is reserved for the hub`);
-
-  const id = form.get('id') ?? newUpdateId();
-  const type = form.get('type') ?? undefined;
   const retryField = form.get('retry');
-  try {
-    assertValidId(id);
-    if (type !== undefined) assertValidEventType(type);
-  } catch (error) {
-    if (error instanceof InvalidEventError) throw new HttpError(400, `invalid-${error.field === 'event' ? 'type' : 'id'}`, `the "${error.field === 'event' ? 'type' : 'id'}" field must not contain CR, LF or NUL`);
-    throw error;
-  }
-  // eslint-disable-next-line no-control-regex
-  if (/[\x00-\x08\x0a-\x1f\x7f]/.test(id)) throw new HttpError(400, 'invalid-id', 'the "id" field must not contain control characters: clients send it back in the Last-Event-ID header, where they are not allowed');
-  if (id === '' || id === 'earliest') throw new HttpError(400, 'invalid-id', `the "id" field must not be ${id === '' ? 'empty' : '"earliest" (reserved for resuming from the start)'}`);
   let retry: number | undefined;
   if (retryField !== null) {
     if (!/^\d{1,15}$/.test(retryField)) throw new HttpError(400, 'invalid-retry', `the "retry" field must be a non-negative integer of milliseconds, got "${retryField}"`);
     retry = Number(retryField);
   }
-  return { id, topics, data: form.get('data') ?? '', private: form.has('private'), type, retry };
+  try {
+    return toUpdate({ id: form.get('id') ?? newUpdateId(), topics, data: form.get('data') ?? '', private: form.has('private'), type: form.get('type') ?? undefined, retry });
+  } catch (error) {
+    throw error instanceof InvalidUpdateError ? new HttpError(400, error.reason, error.message) : error;
+  }
 }
 
 /** Handles a publish request. */
@@ -95,14 +84,16 @@ export async function handlePublish(ctx: HubContext, req: NodeRequest, res: Node
 
   const trace = hub.tracing?.publish(req.headers);
   const started = performance.now();
+  let stored: Update;
   try {
-    await hub.publish(update);
-    trace?.done(update, performance.now() - started);
+    stored = await hub.publish(update);
+    trace?.done(stored, performance.now() - started);
   } catch (error) {
     trace?.done(update, performance.now() - started, error);
+    if (error instanceof InvalidUpdateError) throw new HttpError(400, error.reason, error.message);
     if (error instanceof DuplicateIdError) throw new HttpError(409, 'duplicate-id', `${error.message}; IDs must be unique so that Last-Event-ID resumes at one place`);
     if (error instanceof TransportUnavailableError) throw new HttpError(503, 'transport-unavailable', `the update may not have been stored (retry with the same id: a 409 then means it was): ${error.message}`, { 'retry-after': '1' });
     throw error;
   }
-  res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }).end(update.id);
+  res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }).end(stored.id);
 }

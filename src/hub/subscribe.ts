@@ -95,7 +95,7 @@ export async function handleSubscribe(ctx: HubContext, req: NodeRequest, res: No
   try {
     if (lastEventId !== undefined && lastEventId !== '') {
       try {
-        history = await hub.transport.history(lastEventId, (u) => subscriber.canReceive(u));
+        history = await hub.history(lastEventId, (u) => subscriber.canReceive(u));
       } catch (error) {
         throw new HttpError(503, 'transport-unavailable', `history could not be read: ${(error as Error).message}`, { 'retry-after': '1' });
       }

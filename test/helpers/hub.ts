@@ -2,7 +2,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
 import { type HubConfig, type RunningHub, loadConfig, startHub } from '../../src/hub/index.js';
 import { type TokenClaims, signToken } from '../../src/hub/token.js';
 
@@ -26,9 +26,9 @@ export function tempDb(): string {
 }
 
 /** Starts a hub with `--jwt-key TEST_KEY --listen 127.0.0.1:0 --transport memory` plus `flags` (as `ssehub serve` flags). */
-export async function startTestHub(flags: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<TestHub> {
+export async function startTestHub(flags: string[] = [], env: NodeJS.ProcessEnv = {}, options: { logger?: Logger } = {}): Promise<TestHub> {
   const config: HubConfig = loadConfig({ argv: ['--jwt-key', TEST_KEY, '--listen', '127.0.0.1:0', '--transport', 'memory', '--log-level', 'silent', ...flags], env });
-  const running = await startHub(config, { logger: pino({ level: 'silent' }) });
+  const running = await startHub(config, { logger: options.logger ?? pino({ level: 'silent' }) });
   const hubUrl = `${running.url}${HUB_PATH}`;
   const adminToken = await signToken(TEST_KEY, { publish: ['*'], subscribe: ['*'] });
   return {

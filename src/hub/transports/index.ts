@@ -1,11 +1,13 @@
 /** Picks a transport from its `--transport` value. */
 import { MemoryTransport } from './memory.js';
-import { SqliteTransport } from './sqlite.js';
+import { ConfigError } from '../errors.js';
+import { DatabaseInUseError, SqliteTransport } from './sqlite.js';
 import type { HistoryLimits, Transport } from './transport.js';
 
-export type { HistoryLimits, HistoryResult, Transport } from './transport.js';
+export type { HistoryLimits, HistoryResult, PoisonEntry, Transport } from './transport.js';
+export { PoisonListeners } from './transport.js';
 export { MemoryTransport } from './memory.js';
-export { SqliteTransport } from './sqlite.js';
+export { DatabaseInUseError, SqliteTransport } from './sqlite.js';
 
 /**
  * Opens the transport named by `spec`: `memory`, `sqlite:PATH`, `redis://…` or `nats://…`.
@@ -13,7 +15,14 @@ export { SqliteTransport } from './sqlite.js';
  */
 export async function createTransport(spec: string, limits: HistoryLimits): Promise<Transport> {
   if (spec === 'memory') return new MemoryTransport(limits);
-  if (spec.startsWith('sqlite:')) return new SqliteTransport(spec.slice('sqlite:'.length), limits);
+  if (spec.startsWith('sqlite:')) {
+    try {
+      return new SqliteTransport(spec.slice('sqlite:'.length), limits);
+    } catch (error) {
+      if (error instanceof DatabaseInUseError) throw new ConfigError('--transport', error.message);
+      throw error;
+    }
+  }
   if (/^rediss?:\/\//.test(spec)) {
     const { RedisTransport } = await import('./redis.js');
     return RedisTransport.connect(spec, limits);

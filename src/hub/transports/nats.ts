@@ -63,7 +63,7 @@ import {
 } from 'nats';
 import { DuplicateIdError, TransportUnavailableError } from '../errors.js';
 import type { Update } from '../update.js';
-import type { HistoryLimits, HistoryResult, Transport } from './transport.js';
+import { type HistoryLimits, type HistoryResult, type PoisonEntry, PoisonListeners, type Transport } from './transport.js';
 
 /** A history range up to this long is read with parallel gets rather than a consumer. */
 const SHORT_READ = 16;
@@ -157,15 +157,25 @@ function encode(u: Update): Uint8Array {
   return encoder.encode(JSON.stringify(stored));
 }
 
-/** The update in a message, or `undefined` for a payload this transport did not write. */
-function decode(data: Uint8Array, seq: number): Update | undefined {
+/**
+ * The update in a message, or why the payload is not one (written by another program or version).
+ * Never throws. Whether the update's fields are valid is the hub's check; this reads the shape.
+ */
+export function decode(data: Uint8Array, seq: number): Update | { ref: string; reason: string } {
+  let v: Partial<StoredUpdate> | null;
   try {
-    const v = JSON.parse(decoder.decode(data)) as Partial<StoredUpdate>;
-    if (typeof v.id !== 'string' || !Array.isArray(v.topics) || typeof v.data !== 'string') return undefined;
-    return { id: v.id, topics: v.topics, data: v.data, private: v.private === true, type: v.type ?? undefined, retry: v.retry ?? undefined, publishedAt: v.publishedAt, seq: BigInt(seq) };
+    v = JSON.parse(decoder.decode(data)) as Partial<StoredUpdate> | null;
   } catch {
-    return undefined;
+    return { ref: `sequence ${seq}`, reason: `message ${seq} of the stream is not JSON` };
   }
+  if (typeof v !== 'object' || v === null) return { ref: `sequence ${seq}`, reason: `message ${seq} of the stream is not a JSON object` };
+  const ref = typeof v.id === 'string' ? v.id : `sequence ${seq}`;
+  if (typeof v.id !== 'string' || !Array.isArray(v.topics) || typeof v.data !== 'string') return { ref, reason: `message ${seq} of the stream lacks "id", "topics" or "data"` };
+  return { id: v.id, topics: v.topics, data: v.data, private: v.private === true, type: v.type ?? undefined, retry: v.retry ?? undefined, publishedAt: v.publishedAt, seq: BigInt(seq) };
+}
+
+function isUpdate(decoded: Update | { ref: string; reason: string }): decoded is Update {
+  return 'topics' in decoded;
 }
 
 /** The subject token of an ID: fixed length and always a valid token, whatever the ID holds. */
@@ -316,6 +326,7 @@ export class NatsTransport implements Transport {
   #options: NatsOptions;
   #limits: HistoryLimits;
   #listeners = new Set<(u: Update) => void>();
+  #poison = new PoisonListeners();
   #closed = false;
   #connected = true;
   #streamReady = false;
@@ -418,6 +429,18 @@ export class NatsTransport implements Transport {
     return () => this.#listeners.delete(listener);
   }
 
+  onPoison(listener: (entry: PoisonEntry) => void): () => void {
+    return this.#poison.add(listener);
+  }
+
+  /** The message's update, or `undefined` (reported to the poison listeners) when it is not one. */
+  #decode(data: Uint8Array, seq: number): Update | undefined {
+    const decoded = decode(data, seq);
+    if (isUpdate(decoded)) return decoded;
+    this.#poison.report(decoded.ref, decoded.reason);
+    return undefined;
+  }
+
   async history(lastEventId: string, filter: (u: Update) => boolean): Promise<HistoryResult> {
     this.#assertUsable();
     try {
@@ -464,7 +487,8 @@ export class NatsTransport implements Transport {
         if (state.messages === 0) return undefined;
         try {
           const msg = await this.#guard(this.#jsm.streams.getMessage(this.#options.stream, { seq: state.last_seq }));
-          return decode(msg.data, msg.seq)?.id;
+          const decoded = decode(msg.data, msg.seq);
+          return isUpdate(decoded) ? decoded.id : undefined;
         } catch (error) {
           if (!isNotFound(error)) throw error;
         }
@@ -580,7 +604,7 @@ export class NatsTransport implements Transport {
   #deliver(seq: number, msg: Msg): void {
     if (seq <= this.#delivered) return;
     this.#delivered = seq;
-    const update = decode(msg.data, seq);
+    const update = this.#decode(msg.data, seq);
     if (update !== undefined) {
       for (const listener of this.#listeners) {
         try {
@@ -642,7 +666,8 @@ export class NatsTransport implements Transport {
   async #seqOf(id: string): Promise<number | undefined> {
     try {
       const msg = await this.#guard(this.#jsm.streams.getMessage(this.#options.stream, { last_by_subj: `${this.#options.prefix}.updates.${idToken(id)}` }));
-      return decode(msg.data, msg.seq)?.id === id ? msg.seq : undefined;
+      const decoded = decode(msg.data, msg.seq);
+      return isUpdate(decoded) && decoded.id === id ? msg.seq : undefined;
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;
@@ -664,7 +689,7 @@ export class NatsTransport implements Transport {
     for (const msg of msgs) {
       if (msg === undefined) complete = false;
       else {
-        const u = decode(msg.data, msg.seq);
+        const u = this.#decode(msg.data, msg.seq);
         if (u !== undefined) take(u);
       }
     }
@@ -694,7 +719,7 @@ export class NatsTransport implements Transport {
           if (seq !== next) complete = false;
           next = seq + 1;
           if (seq <= head) {
-            const u = decode(msg.data, seq);
+            const u = this.#decode(msg.data, seq);
             if (u !== undefined) take(u);
           }
           if (seq >= head || pending === 0) finish();

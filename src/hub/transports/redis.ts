@@ -34,7 +34,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { parseDuration } from '../config.js';
 import { DuplicateIdError, TransportUnavailableError } from '../errors.js';
 import type { Update } from '../update.js';
-import type { HistoryLimits, HistoryResult, Transport } from './transport.js';
+import { type HistoryLimits, type HistoryResult, type PoisonEntry, PoisonListeners, type Transport } from './transport.js';
 
 /** Entries per XREAD and per XRANGE page. */
 const PAGE = 1000;
@@ -157,25 +157,41 @@ function isEntries(value: unknown): value is Entry[] {
   return Array.isArray(value) && value.every((e) => Array.isArray(e) && typeof e[0] === 'string' && Array.isArray(e[1]));
 }
 
-/** The update stored in an entry, or `undefined` for an entry this transport did not write. */
-function toUpdate([entryId, fields]: Entry): Update | undefined {
+/**
+ * The update stored in an entry, or why the entry is not one (written by hand, or by another
+ * version). Never throws: one bad entry must not stop the reader or a history read. Whether the
+ * update's fields are valid is the hub's check; this only reads the entry's shape.
+ */
+export function decodeEntry([entryId, fields]: Entry): Update | { ref: string; reason: string } {
   const f = new Map<string, string>();
   for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i] as string, fields[i + 1] as string);
   const id = f.get('id');
-  const topics = f.get('topics');
-  if (id === undefined || topics === undefined) return undefined;
+  const ref = id ?? `entry ${entryId}`;
+  const rawTopics = f.get('topics');
+  if (id === undefined || rawTopics === undefined) return { ref, reason: `the stream entry ${entryId} has no ${id === undefined ? '"id"' : '"topics"'} field` };
+  let topics: unknown;
+  try {
+    topics = JSON.parse(rawTopics);
+  } catch {
+    return { ref, reason: `the "topics" field of stream entry ${entryId} is not JSON` };
+  }
+  if (!Array.isArray(topics)) return { ref, reason: `the "topics" field of stream entry ${entryId} is not a JSON array` };
   const type = f.get('type');
   const retry = f.get('retry');
   return {
     id,
-    topics: JSON.parse(topics) as string[],
+    topics: topics as string[],
     data: f.get('data') ?? '',
     private: f.get('private') === '1',
     type,
-    retry: retry === undefined ? undefined : Number(retry),
+    retry: retry === undefined ? undefined : /^\d{1,15}$/.test(retry) ? Number(retry) : Number.NaN,
     seq: seqOfEntryId(entryId),
     publishedAt: Number(f.get('at') ?? 0),
   };
+}
+
+function isUpdate(decoded: Update | { ref: string; reason: string }): decoded is Update {
+  return 'topics' in decoded;
 }
 
 function fieldsOf(update: Update, publishedAt: number): string[] {
@@ -276,6 +292,7 @@ export class RedisTransport implements Transport {
   /** The blocking XREAD loop. */
   #reader: Redis;
   #listeners = new Set<(u: Update) => void>();
+  #poison = new PoisonListeners();
   /** Entry ID of the last entry given to the listeners, and its seq. */
   #lastSeen = '0-0';
   #lastSeenSeq = 0n;
@@ -336,6 +353,18 @@ export class RedisTransport implements Transport {
   subscribe(listener: (u: Update) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  onPoison(listener: (entry: PoisonEntry) => void): () => void {
+    return this.#poison.add(listener);
+  }
+
+  /** The entry's update, or `undefined` (reported to the poison listeners) when it is not one. */
+  #decode(entry: Entry): Update | undefined {
+    const decoded = decodeEntry(entry);
+    if (isUpdate(decoded)) return decoded;
+    this.#poison.report(decoded.ref, decoded.reason);
+    return undefined;
   }
 
   async history(lastEventId: string, filter: (u: Update) => boolean): Promise<HistoryResult> {
@@ -408,7 +437,7 @@ export class RedisTransport implements Transport {
       }
       for (const entry of entries) {
         if (seqOfEntryId(entry[0]) < snapshot.minSeq) continue;
-        const update = toUpdate(entry);
+        const update = this.#decode(entry);
         if (update !== undefined && filter(update)) updates.push(update);
       }
       const last = page[page.length - 1];
@@ -444,7 +473,7 @@ export class RedisTransport implements Transport {
       for (const entry of entries) {
         if (this.#closed) return;
         this.#advance(entry[0]);
-        const update = toUpdate(entry);
+        const update = this.#decode(entry);
         if (update === undefined) continue;
         for (const listener of this.#listeners) {
           try {

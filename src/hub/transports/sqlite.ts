@@ -4,12 +4,13 @@
  * survives a crash of the process (what a restart test checks); a power loss may lose the last
  * transactions, which is the usual trade for publish latency.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { DuplicateIdError, TransportUnavailableError } from '../errors.js';
 import type { Update } from '../update.js';
-import type { HistoryLimits, HistoryResult, Transport } from './transport.js';
+import { type HistoryLimits, type HistoryResult, type PoisonEntry, PoisonListeners, type Transport } from './transport.js';
 
 interface Row {
   seq: number | bigint;
@@ -22,11 +23,19 @@ interface Row {
   published_at: number;
 }
 
-function toUpdate(row: Row): Update {
+/** The row's update, or why it is not one (a row written by hand or another version); never throws. */
+function toUpdate(row: Row): Update | { ref: string; reason: string } {
+  let topics: unknown;
+  try {
+    topics = JSON.parse(row.topics);
+  } catch {
+    return { ref: row.id, reason: `the "topics" column of row ${row.seq} is not JSON` };
+  }
+  if (!Array.isArray(topics)) return { ref: row.id, reason: `the "topics" column of row ${row.seq} is not a JSON array` };
   return {
     seq: BigInt(row.seq),
     id: row.id,
-    topics: JSON.parse(row.topics) as string[],
+    topics: topics as string[],
     data: row.data,
     private: row.private === 1,
     type: row.type ?? undefined,
@@ -35,7 +44,23 @@ function toUpdate(row: Row): Update {
   };
 }
 
-/** SQLite transport. */
+/**
+ * The file is held by another process: two hubs on one file would each store into one history
+ * but deliver live only their own publishes, so the second one is refused at start.
+ */
+export class DatabaseInUseError extends Error {
+  override readonly name = 'DatabaseInUseError';
+  /** The file. */
+  readonly path: string;
+  /** Who holds it, as its owner file says (`pid 123 on host, since …`), when that could be read. */
+  readonly holder: string | undefined;
+  constructor(path: string, holder: string | undefined) {
+    super(`${path} is in use by another process${holder === undefined ? '' : ` (${holder})`}: two hubs on one SQLite file would each deliver only their own publishes live. Stop that process, or give this hub a file of its own`);
+    this.path = path;
+    this.holder = holder;
+  }
+}
+
 /** A publish waiting for its batch. */
 interface Pending {
   update: Update;
@@ -46,9 +71,13 @@ interface Pending {
 /** Newest updates also kept in memory for resumes (see `#recent`). */
 const RECENT = 1024;
 
+/** SQLite transport. */
 export class SqliteTransport implements Transport {
   #db: Database.Database;
+  /** The owner file beside the database, naming this process to a second one that finds the file locked. */
+  #ownerFile: string | undefined;
   #listeners = new Set<(u: Update) => void>();
+  #poison = new PoisonListeners();
   #limits: HistoryLimits;
   #timer: NodeJS.Timeout;
   #closed = false;
@@ -57,7 +86,7 @@ export class SqliteTransport implements Transport {
    * well: a resume from one of them (the common case, a client back after seconds; a reconnect
    * storm after a restart of a proxy) is answered without a query, with the very objects the live
    * fan-out used, so their encoded events are reused too. Only this process writes the file
-   * (more than one process is refused at start-up), so this is exactly the tail of the table.
+   * (it holds SQLite's exclusive lock, see `#lock`), so this is exactly the tail of the table.
    */
   #recent: Update[] = [];
   /** Publishes waiting for the next batch insert. */
@@ -73,6 +102,7 @@ export class SqliteTransport implements Transport {
   constructor(path: string, limits: HistoryLimits, trimInterval = 10_000) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.#db = new Database(path);
+    if (path !== ':memory:') this.#lock(path);
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = NORMAL');
     this.#db.pragma('busy_timeout = 5000');
@@ -110,6 +140,37 @@ export class SqliteTransport implements Transport {
     this.#trim();
     this.#timer = setInterval(() => this.#trim(), trimInterval);
     this.#timer.unref();
+  }
+
+  /**
+   * Takes the file for the life of this process: in EXCLUSIVE locking mode SQLite keeps the lock
+   * of its first write until the connection closes, and the operating system drops it when the
+   * process ends, by a crash too, so a lock is never left behind. A second process gets
+   * SQLITE_BUSY at once (no busy wait here), and the owner file tells it who has the file.
+   */
+  #lock(path: string): void {
+    const owner = `${path}.owner`;
+    try {
+      this.#db.pragma('busy_timeout = 0');
+      this.#db.pragma('locking_mode = EXCLUSIVE');
+      this.#db.exec('BEGIN EXCLUSIVE; COMMIT');
+    } catch (error) {
+      this.#db.close();
+      if (!/SQLITE_BUSY|SQLITE_LOCKED/.test((error as { code?: string }).code ?? '')) throw error;
+      let holder: string | undefined;
+      try {
+        holder = readFileSync(owner, 'utf8').trim() || undefined;
+      } catch {
+        holder = undefined;
+      }
+      throw new DatabaseInUseError(path, holder);
+    }
+    try {
+      writeFileSync(owner, `pid ${process.pid} on ${hostname()}, since ${new Date().toISOString()}\n`);
+      this.#ownerFile = owner;
+    } catch {
+      // Only a courtesy to the next process: the lock itself is SQLite's.
+    }
   }
 
   /**
@@ -177,6 +238,10 @@ export class SqliteTransport implements Transport {
     return () => this.#listeners.delete(listener);
   }
 
+  onPoison(listener: (entry: PoisonEntry) => void): () => void {
+    return this.#poison.add(listener);
+  }
+
   async history(lastEventId: string, filter: (u: Update) => boolean): Promise<HistoryResult> {
     const recent = lastEventId === 'earliest' ? undefined : this.#fromRecent(lastEventId, filter);
     if (recent !== undefined) return recent;
@@ -198,7 +263,8 @@ export class SqliteTransport implements Transport {
     const updates: Update[] = [];
     for (const row of this.#after.iterate(after, since) as IterableIterator<Row>) {
       const u = toUpdate(row);
-      if (filter(u)) updates.push(u);
+      if (!('topics' in u)) this.#poison.report(u.ref, u.reason);
+      else if (filter(u)) updates.push(u);
     }
     return { updates, found, head };
   }
@@ -224,6 +290,7 @@ export class SqliteTransport implements Transport {
     clearInterval(this.#timer);
     this.#listeners.clear();
     this.#db.close();
+    if (this.#ownerFile !== undefined) rmSync(this.#ownerFile, { force: true });
   }
 
   /** Drops updates past the count limit and older than the TTL. */

@@ -19,6 +19,17 @@ export interface HistoryResult {
   head: bigint;
 }
 
+/**
+ * An entry of the transport's history that is not a valid update (written by another version,
+ * or by hand): it is skipped, never delivered, and never holds back the entries behind it.
+ */
+export interface PoisonEntry {
+  /** Where it is: the update's ID when it could be read, else the transport's own position (a stream entry ID, a sequence). */
+  ref: string;
+  /** Why it was refused. */
+  reason: string;
+}
+
 /** History and dispatch backend. */
 export interface Transport {
   /** Stores the update, sets `update.seq`, and delivers it to every listener. Rejects with TransportUnavailableError or DuplicateIdError. */
@@ -33,6 +44,27 @@ export interface Transport {
   ready(): boolean;
   /** Stops background work and releases resources. */
   close(): Promise<void>;
+  /**
+   * Optional: registers a listener for history entries that could not be read as updates (a
+   * transport whose entries are only ever written by this hub process need not have it).
+   */
+  onPoison?(listener: (entry: PoisonEntry) => void): () => void;
+}
+
+/** The listeners of a transport's poison entries (a helper for the transports that have them). */
+export class PoisonListeners {
+  #listeners = new Set<(entry: PoisonEntry) => void>();
+
+  /** Adds a listener; returns a function that removes it. */
+  add(listener: (entry: PoisonEntry) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Tells every listener about an entry that was skipped. */
+  report(ref: string, reason: string): void {
+    for (const listener of this.#listeners) listener({ ref, reason });
+  }
 }
 
 /** Limits of a history. */
