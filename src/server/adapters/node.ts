@@ -170,7 +170,10 @@ export function createStream(req: NodeRequest, res: NodeResponse, options: Strea
   }
   const socket = options.directWrites === false ? undefined : directSocket(req, res);
   if (socket !== undefined) {
-    (res as ServerResponse).flushHeaders();
+    // Not flushHeaders(): on Node 20 it puts the header block on the wire as UTF-8, so a header
+    // value already turned into bytes (textToHeader: a non-ASCII Last-Event-ID) is encoded twice.
+    // An empty write sends the block as Latin-1, one byte per character, as every other write does.
+    (res as ServerResponse).write('', 'latin1');
     return new Stream(new SocketSink(res as ServerResponse, socket), { ...options, lastEventId });
   }
   const sink = new NodeSink(response, http1 ? (req as IncomingMessage).socket : undefined, () => !alreadyClosed(req, res));
