@@ -1,13 +1,18 @@
 /** Reading a request body with a size bound. */
-import type { NodeRequest } from '../server/adapters/node.js';
+import type { NodeRequest, NodeResponse } from '../server/adapters/node.js';
 import { HttpError } from './errors.js';
 
-/** Reads the whole body, answering 413 as soon as it exceeds `max` bytes (by Content-Length or by counting). */
-export function readBody(req: NodeRequest, max: number): Promise<Buffer> {
+/**
+ * Reads the whole body, answering 413 as soon as it exceeds `max` bytes (by Content-Length or by
+ * counting). A client that sent `Expect: 100-continue` is told to go on only here, once the head
+ * has passed every check, so a refused request is answered before its body is sent at all.
+ */
+export function readBody(req: NodeRequest, res: NodeResponse, max: number): Promise<Buffer> {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > max) {
     return Promise.reject(new HttpError(413, 'body-too-large', `the body is ${declared} bytes; this hub accepts at most ${max} (--max-body)`));
   }
+  if (/^\s*100-continue\s*$/i.test(req.headers.expect ?? '') && !res.headersSent) res.writeContinue();
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

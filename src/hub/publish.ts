@@ -75,7 +75,7 @@ export async function handlePublish(ctx: HubContext, req: NodeRequest, res: Node
   if (contentType !== 'application/x-www-form-urlencoded') {
     throw new HttpError(415, 'bad-content-type', `the body must be application/x-www-form-urlencoded, got ${contentType === '' ? 'no Content-Type' : contentType}`);
   }
-  const body = await readBody(req, config.maxBody);
+  const body = await readBody(req, res, config.maxBody);
   const update = parseUpdate(new URLSearchParams(body.toString('utf8')));
 
   const allowed = grantMatchers(grant.publish, 'mercure.publish');

@@ -106,6 +106,8 @@ function createHttpServer(config: HubConfig, ctx: HubContext): Server | Http2Sec
     );
     // Read by node:http's parser for HTTP/1.1 connections on this server.
     Object.assign(server, { maxHeaderSize: MAX_HEADER_BYTES, keepAliveTimeout: 65_000 });
+    // `Expect: 100-continue`: answered by readBody once the head passed its checks (see there).
+    server.on('checkContinue', (req, res) => handleRequest(ctx, req, res));
     // HTTP/1.1 requests on this server go through node:http's parser, which reports malformed ones here.
     (server as EventEmitter).on('clientError', (_error: Error, socket: Socket) => {
       hub.metrics.rejected.inc({ status: '400', reason: 'bad-request' });
@@ -127,6 +129,10 @@ function createHttpServer(config: HubConfig, ctx: HubContext): Server | Http2Sec
     },
     (req, res) => handleRequest(ctx, req, res),
   );
+  // `Expect: 100-continue`: Node would answer 100 before any handler runs, so a publish refused by
+  // its head alone (no token, a Content-Length over --max-body) would have its body uploaded in
+  // vain. The handler decides: readBody sends 100 once everything before the body passed.
+  server.on('checkContinue', (req, res) => handleRequest(ctx, req, res));
   // Node may report more than one error for a connection it already gave up on (a timed-out head
   // is followed by a parse error as the socket closes): one answer, one count per connection.
   const { answered } = ctx;

@@ -66,7 +66,7 @@ export async function handleUi(ctx: HubContext, req: NodeRequest, res: NodeRespo
   }
   if (path === '/ui/api/token' && ctx.hub.config.dev) {
     if (method !== 'POST') throw new HttpError(405, 'method-not-allowed', `${method} is not supported on ${path}`, { allow: 'POST' });
-    const body = (await readBody(req, 64 * 1024)).toString('utf8');
+    const body = (await readBody(req, res, 64 * 1024)).toString('utf8');
     let claims: { publish?: unknown; subscribe?: unknown; ui?: unknown };
     try {
       claims = body.trim() === '' ? {} : (JSON.parse(body) as typeof claims);

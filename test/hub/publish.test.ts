@@ -1,9 +1,10 @@
 // Publishing (SPEC §3, Mercure draft-07): what an accepted update becomes on the wire, and every
 // refusal with its status and a message naming what was wrong. A refused request stores nothing.
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { type TestHub, startTestHub } from '../helpers/hub.js';
-import { assertNothingStored, metric, send } from '../helpers/hub-probes.js';
+import { assertNothingStored, metric, send, storedIds } from '../helpers/hub-probes.js';
 import { type SseRecorder, openSse } from '../helpers/sse-client.js';
 
 const T = { timeout: 20_000 };
@@ -312,5 +313,67 @@ describe('publish: refusals store nothing', () => {
     // No sentinel can be published on a closed transport: read its history directly.
     const history = await hub.hub.transport.history('earliest', () => true);
     assert.deepEqual(history.updates, []);
+  });
+});
+
+/**
+ * Sends a publish head with `Expect: 100-continue` on a raw socket and reads what the hub answers
+ * before any body byte is sent; the body follows only after `100 Continue` (as curl does).
+ */
+async function expectContinue(hub: TestHub, headers: Record<string, string>, body: string): Promise<{ beforeBody: string; all: string }> {
+  const { port } = new URL(hub.url);
+  const socket = connect(Number(port), '127.0.0.1');
+  const lines = Object.entries({ host: 'x', expect: '100-continue', 'content-type': 'application/x-www-form-urlencoded', ...headers }).map(([k, v]) => `${k}: ${v}\r\n`);
+  socket.write(`POST /.well-known/mercure HTTP/1.1\r\n${lines.join('')}\r\n`);
+  let received = '';
+  let beforeBody: string | undefined;
+  return new Promise((resolve, reject) => {
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.toString('latin1');
+      if (beforeBody === undefined) {
+        // The first answer comes before any body byte was sent.
+        beforeBody = received;
+        if (received.startsWith('HTTP/1.1 100 Continue\r\n')) socket.write(body);
+      }
+      // Done once a final (non-1xx) response is complete: chunked, or with a Content-Length.
+      const at = received.search(/^HTTP\/1\.1 [2-5]\d\d /m);
+      if (at === -1) return;
+      const final = received.slice(at);
+      const headEnd = final.indexOf('\r\n\r\n');
+      if (headEnd === -1) return;
+      const length = /\r\ncontent-length: (\d+)/i.exec(final.slice(0, headEnd));
+      const complete = length === null ? final.endsWith('\r\n0\r\n\r\n') : final.length - headEnd - 4 >= Number(length[1]);
+      if (complete) {
+        socket.destroy();
+        resolve({ beforeBody: beforeBody ?? '', all: received });
+      }
+    });
+    socket.on('end', () => resolve({ beforeBody: beforeBody ?? '', all: received }));
+    socket.once('error', reject);
+  });
+}
+
+describe('publish: Expect: 100-continue', () => {
+  it('answers 413 from the head alone when Content-Length is over --max-body, without 100 Continue', T, async () => {
+    const hub = await hubWith(['--max-body', '1kb']);
+    const { beforeBody } = await expectContinue(hub, { authorization: `Bearer ${hub.adminToken}`, 'content-length': '5000000' }, '');
+    assert.match(beforeBody, /^HTTP\/1\.1 413 /);
+    await assertNothingStored(hub);
+  });
+
+  it('answers 401 from the head alone when there is no token, without 100 Continue', T, async () => {
+    const hub = await hubWith();
+    const { beforeBody } = await expectContinue(hub, { 'content-length': '20' }, 'topic=urn:x&data=abc');
+    assert.match(beforeBody, /^HTTP\/1\.1 401 /);
+    await assertNothingStored(hub);
+  });
+
+  it('sends 100 Continue to an acceptable head, then stores the body that follows', T, async () => {
+    const hub = await hubWith();
+    const body = 'topic=urn:x&data=abc&id=continued';
+    const { beforeBody, all } = await expectContinue(hub, { authorization: `Bearer ${hub.adminToken}`, 'content-length': String(body.length) }, body);
+    assert.match(beforeBody, /^HTTP\/1\.1 100 Continue\r\n/);
+    assert.match(all, /HTTP\/1\.1 200 OK\r\n[^]*\bcontinued\r\n/);
+    assert.deepEqual(await storedIds(hub), ['continued']);
   });
 });
