@@ -2,6 +2,7 @@
 // contract, several nodes on one stream, trimming, outages, and two hubs sharing one Redis.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { type AddressInfo, createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { DuplicateIdError, TransportUnavailableError } from '../../src/hub/errors.js';
@@ -11,6 +12,7 @@ import type { Update } from '../../src/hub/update.js';
 import { startTestHub } from '../helpers/hub.js';
 import { type RedisServer, startRedisServer } from '../helpers/redis-server.js';
 import { openSse } from '../helpers/sse-client.js';
+import { freePort } from '../helpers/ports.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
 
 const T = { timeout: 20_000 };
@@ -327,6 +329,39 @@ describe('redis transport: two nodes on one stream', () => {
     const result = await b.history('t1', all);
     assert.equal(result.found, false);
     assert.deepEqual(ids(result.updates), ['t2', 't3']);
+  });
+});
+
+describe('redis transport: a start that fails says what failed', () => {
+  it('names a refused connection', T, async () => {
+    const port = await freePort();
+    await assert.rejects(RedisTransport.connect(`redis://127.0.0.1:${port}`, NO_LIMITS), (error: Error) => {
+      assert.equal(error.message, `cannot connect to redis://127.0.0.1:${port}: connection refused by 127.0.0.1:${port} (is redis-server running there, on that port?)`);
+      return true;
+    });
+  });
+
+  it('names an authentication failure', T, async () => {
+    await assert.rejects(RedisTransport.connect(`redis://nobody:wrong@127.0.0.1:${server.port}`, NO_LIMITS), (error: Error) => {
+      assert.match(error.message, new RegExp(`^cannot connect to redis://127\\.0\\.0\\.1:${server.port}: authentication failed: WRONGPASS`));
+      assert.doesNotMatch(error.message, /wrong/, 'the password is not repeated');
+      return true;
+    });
+  });
+
+  it('names a server that accepts the connection and never answers', T, async () => {
+    const silent = createServer((socket) => socket.resume());
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    after(() => silent.close());
+    const { port } = silent.address() as AddressInfo;
+    await assert.rejects(RedisTransport.connect(`redis://127.0.0.1:${port}?timeout=200ms`, NO_LIMITS), (error: Error) => {
+      assert.match(error.message, /accepted the connection but did not answer within 400 ms/);
+      return true;
+    });
+    await assert.rejects(RedisTransport.connect(`rediss://127.0.0.1:${port}?timeout=200ms`, NO_LIMITS), (error: Error) => {
+      assert.match(error.message, /timed out after 1000 ms .*rediss:\/\/, for a server without TLS/);
+      return true;
+    });
   });
 });
 

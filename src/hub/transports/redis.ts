@@ -302,6 +302,8 @@ export class RedisTransport implements Transport {
   #timer: NodeJS.Timeout | undefined;
   #wakeReader: (() => void) | undefined;
   #lastError = '';
+  /** The first error either connection reported, for the message of a failed start. */
+  #firstError: Error | undefined;
   #closed = false;
 
   /** Connects to the server named by `url` (see the file comment for its options). */
@@ -311,7 +313,9 @@ export class RedisTransport implements Transport {
       await transport.#start();
     } catch (error) {
       await transport.close();
-      throw new Error(`cannot connect to ${transport.#settings.label}: ${(error as Error).message}`, { cause: error });
+      // ioredis rejects with "Connection is closed." whatever happened; what did is in the first error event.
+      const cause = transport.#firstError ?? (error as Error);
+      throw new Error(`cannot connect to ${transport.#settings.label}: ${describeConnectError(cause, transport.#settings)}`, { cause });
     }
     return transport;
   }
@@ -323,7 +327,12 @@ export class RedisTransport implements Transport {
     // No command timeout on the reader (XREAD blocks on purpose); a socket silent for longer than
     // one block plus the timeout is dead.
     this.#reader = new Redis({ ...connection, connectionName: 'ssehub-reader', socketTimeout: BLOCK_MS + timeout * 2 });
-    for (const client of [this.#cmd, this.#reader]) client.on('error', (error: Error) => (this.#lastError = error.message));
+    for (const client of [this.#cmd, this.#reader]) {
+      client.on('error', (error: Error) => {
+        this.#firstError ??= error;
+        this.#lastError = error.message;
+      });
+    }
   }
 
   async #start(): Promise<void> {
@@ -565,6 +574,23 @@ export class RedisTransport implements Transport {
     }
     return new TransportUnavailableError(`${this.#settings.label}: ${message}`);
   }
+}
+
+/** What went wrong when connecting, in words an operator can act on. */
+export function describeConnectError(error: Error, settings: Pick<RedisSettings, 'connection' | 'timeout'>): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  const { host, port } = settings.connection;
+  const message = error.message;
+  if (code === 'ECONNREFUSED') return `connection refused by ${host}:${port} (is redis-server running there, on that port?)`;
+  if (code === 'ETIMEDOUT' || /ETIMEDOUT/.test(message)) return `timed out after ${settings.connection.connectTimeout ?? settings.timeout} ms (a firewall dropping packets, a wrong host, or a TLS URL, rediss://, for a server without TLS?)`;
+  if (/Socket timeout/i.test(message)) return `${host}:${port} accepted the connection but did not answer within ${settings.timeout * 2} ms (not a Redis server, or one too busy to answer?)`;
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `host "${host}" not found (DNS: ${code})`;
+  if (code === 'ENETUNREACH' || code === 'EHOSTUNREACH') return `${host} is unreachable from here (${code})`;
+  if (/WRONGPASS|NOAUTH|invalid password|invalid username-password/i.test(message)) return `authentication failed: ${message} (check the user and password in the URL)`;
+  if (/NOPERM/.test(message)) return `the user may not run the commands the hub needs: ${message}`;
+  if (/Unknown RESP type|Protocol error/i.test(message)) return `the server at ${host}:${port} does not speak the Redis protocol (${message})`;
+  if (/SSL|TLS|certificate|handshake|EPROTO/i.test(message) || code === 'EPROTO') return `TLS failed: ${message}`;
+  return code === undefined ? message : `${message} (${code})`;
 }
 
 interface Waiter {
