@@ -314,8 +314,8 @@ export class RedisTransport implements Transport {
     } catch (error) {
       await transport.close();
       // ioredis rejects with "Connection is closed." whatever happened; what did is in the first error event.
-      const cause = transport.#firstError ?? (error as Error);
-      throw new Error(`cannot connect to ${transport.#settings.label}: ${describeConnectError(cause, transport.#settings)}`, { cause });
+      const reason = transport.#firstError ?? (error as Error);
+      throw new Error(`cannot connect to ${transport.#settings.label}: ${describeConnectError(reason, transport.#settings)}`, { cause: error });
     }
     return transport;
   }
