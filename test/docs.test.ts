@@ -28,4 +28,17 @@ describe('docs', () => {
     }
     assert.deepEqual(broken, []);
   });
+
+  it('no page promises what already exists ("once published", "coming soon", TODO, TBD)', () => {
+    const files = ['README.md', ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+    const stale: string[] = [];
+    for (const file of files) {
+      readFileSync(join(root, file), 'utf8')
+        .split('\n')
+        .forEach((line, i) => {
+          if (/once published|coming soon|\bTODO\b|\bTBD\b/i.test(line)) stale.push(`${file}:${i + 1}: ${line.trim()}`);
+        });
+    }
+    assert.deepEqual(stale, []);
+  });
 });
