@@ -14,7 +14,7 @@ import { type AddressInfo, connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EventStreamParser } from '../src/protocol/index.js';
-import { signToken } from '../src/hub/token.js';
+import { signToken } from '../src/hub/mercure/token.js';
 
 const SUBSCRIBERS = Number(process.env.SUBSCRIBERS ?? 100);
 const UPDATES = Number(process.env.UPDATES ?? 500);

@@ -15,7 +15,7 @@ import { cpus } from 'node:os';
 import { type ClientStats, startClients, payload } from '../sse/clients.js';
 import { type HubProcess, startHubProcess } from '../../test/helpers/hub-process.js';
 import { TEST_KEY } from '../../test/helpers/hub.js';
-import { signToken } from '../../src/hub/token.js';
+import { signToken } from '../../src/hub/mercure/token.js';
 import { type Point, parseExposition, quantile, slopePerMinute } from './trend.js';
 
 /** What a steady soak is asked to do. */

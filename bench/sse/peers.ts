@@ -18,7 +18,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { signToken } from '../../src/hub/token.js';
+import { signToken } from '../../src/hub/mercure/token.js';
 import { onProcessExit } from '../../test/helpers/exit-hook.js';
 import { freePort } from '../../test/helpers/ports.js';
 

@@ -7,8 +7,18 @@ import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { parse as parseYaml } from 'yaml';
-import { ALGORITHMS, type Algorithm } from './authorization.js';
-import { ConfigError } from './errors.js';
+import { ALGORITHMS, type Algorithm } from './core/tokens.js';
+
+/** A setting with a bad value, found at start-up; the message names the setting. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  /** The setting, as its command-line flag (e.g. `--heartbeat`). */
+  readonly setting: string;
+  constructor(setting: string, message: string) {
+    super(`${setting}: ${message}`);
+    this.setting = setting;
+  }
+}
 
 /** Validated hub configuration. Durations are in milliseconds, sizes in bytes. */
 export interface HubConfig {

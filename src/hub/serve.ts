@@ -1,18 +1,23 @@
-/** Starting and stopping a hub: transport, verifiers, HTTP server, graceful shutdown. */
+/**
+ * Starting and stopping a hub: the core over its transport, the Mercure front-end on an HTTP
+ * server, the verifiers, graceful shutdown. Embedders may hand in their own transport, logger and
+ * tracing.
+ */
 import type { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { type Server, createServer } from 'node:http';
 import { type Http2SecureServer, createSecureServer } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import { type Logger, pino } from 'pino';
-import { Verifier } from './authorization.js';
 import type { HubConfig } from './config.js';
-import type { HubContext } from './context.js';
-import { handleRequest } from './http.js';
-import { Hub } from './hub.js';
-import { RateLimiter } from './rate-limit.js';
-import { loadTracing } from './tracing.js';
-import { createTransport } from './transports/index.js';
+import { Hub } from './core/hub.js';
+import { RateLimiter } from './core/rate-limit.js';
+import { Verifier } from './core/tokens.js';
+import type { HubContext } from './mercure/context.js';
+import { handleRequest } from './mercure/routes.js';
+import { publishSubscriptionEventsOf } from './mercure/subscriptions.js';
+import { type Tracing, loadTracing } from './ops/tracing.js';
+import { type BasicTransport, assertTransport, createTransport } from './transports/index.js';
 
 /** A hub serving HTTP. */
 export interface RunningHub {
@@ -25,8 +30,18 @@ export interface RunningHub {
   close(): Promise<void>;
 }
 
+/** What an embedder may hand `startHub` instead of what the configuration would make. */
+export interface StartOptions {
+  /** The transport to use instead of `config.transport` (checked at run time; closed with the hub). */
+  transport?: BasicTransport;
+  /** The logger (default: pino at `config.logLevel`). */
+  logger?: Logger;
+  /** OpenTelemetry tracing (default: loaded when `config.tracing`). */
+  tracing?: Tracing;
+}
+
 /** Creates the hub and starts listening. Rejects if the key cannot be read or the port cannot be bound. */
-export async function startHub(config: HubConfig, options: { logger?: Logger } = {}): Promise<RunningHub> {
+export async function startHub(config: HubConfig, options: StartOptions = {}): Promise<RunningHub> {
   const log = options.logger ?? pino({ level: config.logLevel, base: { service: 'ssehub' } });
   const alg = config.jwtAlg;
   const publisherKey = config.publisherJwtKey ?? config.jwtKey;
@@ -36,10 +51,12 @@ export async function startHub(config: HubConfig, options: { logger?: Logger } =
     subscriberKey !== undefined || config.jwksUrl !== undefined ? new Verifier('subscriber', { key: subscriberKey, alg, jwksUrl: subscriberKey === undefined ? config.jwksUrl : undefined }) : undefined;
   await Promise.all([publisherVerifier.ready(), subscriberVerifier?.ready()]);
 
-  const transport = await createTransport(config.transport, { size: config.historySize, ttl: config.historyTtl });
-  const tracing = await loadTracing(config.tracing);
+  if (options.transport !== undefined) assertTransport(options.transport);
+  const transport = options.transport ?? (await createTransport(config.transport, { size: config.historySize, ttl: config.historyTtl }));
+  const tracing = options.tracing ?? (await loadTracing(config.tracing));
   const hub = new Hub(config, transport, log);
   hub.tracing = tracing;
+  if (config.subscriptions) publishSubscriptionEventsOf(hub);
   const ctx: HubContext = { hub, publisherVerifier, subscriberVerifier, rateLimiter: config.publishRate > 0 ? new RateLimiter(config.publishRate) : undefined, answered: new WeakSet() };
   const server = createHttpServer(config, ctx);
   await new Promise<void>((resolve, reject) => {
@@ -70,7 +87,7 @@ export async function startHub(config: HubConfig, options: { logger?: Logger } =
     url,
     close: () => {
       closing ??= (async () => {
-        log.info({ streams: hub.streams.size, window_ms: config.drainTimeout }, 'draining');
+        log.info({ connections: hub.connections.size, window_ms: config.drainTimeout }, 'draining');
         // Still listening while draining: /readyz must be able to answer 503 (so a load balancer
         // takes this node out) and a new subscriber gets 503 + Retry-After rather than a refused connection.
         await hub.shutdown();

@@ -4,7 +4,7 @@ export { type HeaderMap, headerToText, lastEventIdFrom, streamHeaders, textToHea
 export { Heartbeat, type HeartbeatTarget, activeHeartbeats, sharedHeartbeat } from './heartbeat.js';
 export type { Sink } from './sink.js';
 export { type CloseOptions, type CloseReason, type SlowConsumerPolicy, Stream, type StreamEvents, type StreamOptions, jitter } from './stream.js';
-export { type DrainOptions, StreamSet, closeGracefully } from './stream-set.js';
+export { type Closable, type DrainOptions, StreamSet, closeGracefully } from './stream-set.js';
 export { type NodeRequest, type NodeResponse, createStream, lastEventIdOf } from './adapters/node.js';
 export { expressStream } from './adapters/express.js';
 export { type FastifyReplyLike, type FastifyRequestLike, fastifyStream } from './adapters/fastify.js';

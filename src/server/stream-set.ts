@@ -18,11 +18,18 @@ export interface DrainOptions {
   reason?: CloseReason;
 }
 
+/** What `closeGracefully` can close: a Stream, or anything that closes like one. */
+export interface Closable {
+  readonly open: boolean;
+  close(reason: CloseReason): void;
+  once(event: 'close', listener: () => void): unknown;
+}
+
 /**
  * Closes every open stream in batches spread over `window`; resolves once all have closed (each
  * has its own close timeout, so this ends at most `window` + that timeout later).
  */
-export function closeGracefully(streams: Iterable<Stream>, options: DrainOptions = {}): Promise<void> {
+export function closeGracefully(streams: Iterable<Closable>, options: DrainOptions = {}): Promise<void> {
   const list = [...streams].filter((s) => s.open);
   if (list.length === 0) return Promise.resolve();
   const window = Math.max(options.window ?? 10_000, 0);

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { type Socket, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { signToken } from '../../src/hub/token.js';
+import { signToken } from '../../src/hub/mercure/token.js';
 import { type HubProcess, freePort, startHubProcess } from '../helpers/hub-process.js';
 import { TEST_KEY } from '../helpers/hub.js';
 import { startNatsServer } from '../helpers/nats-server.js';

@@ -10,7 +10,7 @@ import { TEST_KEY } from '../helpers/hub.js';
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js';
 import { type RedisServer, startRedisServer } from '../helpers/redis-server.js';
 import { type SseRecorder, openSse } from '../helpers/sse-client.js';
-import { signToken } from '../../src/hub/token.js';
+import { signToken } from '../../src/hub/mercure/token.js';
 
 const T = { timeout: 90_000 };
 

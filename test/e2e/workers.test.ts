@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, describe, it } from 'node:test';
-import { signToken } from '../../src/hub/token.js';
+import { signToken } from '../../src/hub/mercure/token.js';
 import { startHubProcess } from '../helpers/hub-process.js';
 import { TEST_KEY } from '../helpers/hub.js';
 import { startRedisServer } from '../helpers/redis-server.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Logger, pino } from 'pino';
 import { type HubConfig, type RunningHub, loadConfig, startHub } from '../../src/hub/index.js';
-import { type TokenClaims, signToken } from '../../src/hub/token.js';
+import { type TokenClaims, signToken } from '../../src/hub/mercure/token.js';
 
 export const TEST_KEY = 'test-secret-key-that-is-at-least-32-chars-long!';
 export const HUB_PATH = '/.well-known/mercure';

@@ -6,7 +6,7 @@ import { after, describe, it } from 'node:test';
 import { SignJWT, exportJWK, exportSPKI, generateKeyPair } from 'jose';
 import { pino } from 'pino';
 import { loadConfig, startHub } from '../../src/hub/index.js';
-import { signToken } from '../../src/hub/token.js';
+import { signToken } from '../../src/hub/mercure/token.js';
 import { TEST_KEY, type TestHub, startTestHub } from '../helpers/hub.js';
 import { listen } from '../helpers/http.js';
 import { assertNothingStored, metric, metricReaches, send } from '../helpers/hub-probes.js';
@@ -302,7 +302,7 @@ describe('authorization: CSRF check of cookie-authenticated publishes', () => {
 
 describe('authorization: the cache of verified tokens', () => {
   it('answers a repeated token from the cache, but never past its exp, and never caches a refusal', async () => {
-    const { Verifier } = await import('../../src/hub/authorization.js');
+    const { Verifier } = await import('../../src/hub/core/tokens.js');
     const verifier = new Verifier('publisher', { key: TEST_KEY, alg: 'HS256' });
     const token = await signToken(TEST_KEY, { publish: ['*'], expiresIn: 2000 });
     const first = await verifier.verify(token);

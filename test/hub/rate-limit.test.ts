@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { RateLimiter } from '../../src/hub/rate-limit.js';
+import { RateLimiter } from '../../src/hub/core/rate-limit.js';
 
 const T = { timeout: 20_000 };
 

@@ -4,8 +4,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { parseTemplate as uriTemplate } from 'url-template';
-import { HttpError } from '../../src/hub/errors.js';
-import { type Matcher, compileSelector, matchesAny, matchesEach, parseTemplate } from '../../src/hub/selector.js';
+import { InvalidSelectorError } from '../../src/hub/errors.js';
+import { toHttpError } from '../../src/hub/mercure/errors.js';
+import { type Matcher, compileSelector, matchesAny, matchesEach, parseTemplate } from '../../src/hub/core/selector.js';
 
 const T = { timeout: 20_000 };
 
@@ -269,10 +270,10 @@ describe('selector: malformed templates', () => {
   const malformed = ['{', '{a', '{}', '{=x}', '{a{b}}', '{a b}', '{a}}', '}{a}', '{a:0}', '{a:10000}', 'https://example.com/{id', `{a}${'x'.repeat(2046)}`];
   for (const selector of malformed) {
     const shown = selector.length > 40 ? `a template of ${selector.length} characters` : JSON.stringify(selector);
-    it(`${shown} is refused with an HttpError 400 that names the selector`, T, () => {
+    it(`${shown} is refused with an InvalidSelectorError that names the selector, answered 400 over HTTP`, T, () => {
       assert.throws(
         () => compileSelector(selector),
-        (error: unknown) => error instanceof HttpError && error.status === 400 && error.message.includes(`"${selector}"`),
+        (error: unknown) => error instanceof InvalidSelectorError && toHttpError(error)?.status === 400 && error.message.includes(`"${selector}"`),
       );
     });
   }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { after, describe, it } from 'node:test';
-import { signToken } from '../../src/hub/token.js';
+import { signToken } from '../../src/hub/mercure/token.js';
 import { HUB_PATH, TEST_KEY, startTestHub } from '../helpers/hub.js';
 import { Cleanups, subscribeUrl } from '../helpers/hub-streams.js';
 import { type SseRecorder, openSse } from '../helpers/sse-client.js';

@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/hub/config.js';
-import { Hub } from '../../src/hub/hub.js';
-import { Batch, Subscriber } from '../../src/hub/subscriber.js';
+import { Hub } from '../../src/hub/core/hub.js';
+import { Batch, Subscriber } from '../../src/hub/core/subscriber.js';
 import { MemoryTransport } from '../../src/hub/transports/index.js';
-import type { Update } from '../../src/hub/update.js';
+import type { Update } from '../../src/hub/core/update.js';
 import { type CloseReason, type Sink, Stream } from '../../src/server/index.js';
 
 function recordingSink(): Sink & { text: () => string; chunks: Uint8Array[] } {

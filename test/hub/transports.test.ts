@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { DuplicateIdError, TransportUnavailableError } from '../../src/hub/errors.js';
 import { type HistoryLimits, MemoryTransport, SqliteTransport, type Transport } from '../../src/hub/transports/index.js';
-import type { Update } from '../../src/hub/update.js';
+import type { Update } from '../../src/hub/core/update.js';
 import { tempDb } from '../helpers/hub.js';
 
 const T = { timeout: 20_000 };

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { type Update, eventBytes, newUpdateId } from '../../src/hub/update.js';
+import { type Update, eventBytes, newUpdateId } from '../../src/hub/core/update.js';
 
 const T = { timeout: 20_000 };
 const UUID_V7 = /^urn:uuid:([0-9a-f]{8})-([0-9a-f]{4})-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;

@@ -1,11 +1,11 @@
 /** Picks a transport from its `--transport` value. */
 import { MemoryTransport } from './memory.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../config.js';
 import { DatabaseInUseError, SqliteTransport } from './sqlite.js';
 import type { HistoryLimits, Transport } from './transport.js';
 
-export type { HistoryLimits, HistoryResult, PoisonEntry, Transport } from './transport.js';
-export { PoisonListeners } from './transport.js';
+export type { BasicTransport, HistoryLimits, HistoryResult, PoisonEntry, Transport } from './transport.js';
+export { PoisonListeners, assertTransport, isReady } from './transport.js';
 export { MemoryTransport } from './memory.js';
 export { DatabaseInUseError, SqliteTransport } from './sqlite.js';
 
@@ -24,11 +24,11 @@ export async function createTransport(spec: string, limits: HistoryLimits): Prom
     }
   }
   if (/^rediss?:\/\//.test(spec)) {
-    const { RedisTransport } = await import('./redis.js');
+    const { RedisTransport } = await import('./redis/index.js');
     return RedisTransport.connect(spec, limits);
   }
   if (spec.startsWith('nats://')) {
-    const { NatsTransport } = await import('./nats.js');
+    const { NatsTransport } = await import('./nats/index.js');
     return NatsTransport.connect(spec, limits);
   }
   throw new Error(`unknown transport "${spec}"`);

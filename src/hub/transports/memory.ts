@@ -2,8 +2,8 @@
  * `memory`: history in a bounded ring (count, bytes and age), dispatch within one process.
  * Nothing survives a restart; use `sqlite:PATH` for that.
  */
-import { DuplicateIdError, TransportUnavailableError } from '../errors.js';
-import type { Update } from '../update.js';
+import { DuplicateIdError, TransportUnavailableError } from '../core/errors.js';
+import type { Update } from '../core/update.js';
 import type { HistoryLimits, HistoryResult, Transport } from './transport.js';
 
 const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;

@@ -8,8 +8,8 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { DuplicateIdError, TransportUnavailableError } from '../errors.js';
-import type { Update } from '../update.js';
+import { DuplicateIdError, TransportUnavailableError } from '../core/errors.js';
+import type { Update } from '../core/update.js';
 import { type HistoryLimits, type HistoryResult, type PoisonEntry, PoisonListeners, type Transport } from './transport.js';
 
 interface Row {

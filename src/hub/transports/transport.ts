@@ -7,7 +7,7 @@
  * position it read up to, so the hub can join history and live updates with neither gap nor
  * duplicate even when the read is asynchronous.
  */
-import type { Update } from '../update.js';
+import type { Update } from '../core/update.js';
 
 /** What a history read returns. */
 export interface HistoryResult {
@@ -30,25 +30,32 @@ export interface PoisonEntry {
   reason: string;
 }
 
-/** History and dispatch backend. */
-export interface Transport {
+/**
+ * What the hub needs of a history and dispatch backend: four methods. `ready`, `lastId` and
+ * `onPoison` are capabilities it uses when a transport has them, checked at run time, so an
+ * embedder's own transport may leave them out.
+ */
+export interface BasicTransport {
   /** Stores the update, sets `update.seq`, and delivers it to every listener. Rejects with TransportUnavailableError or DuplicateIdError. */
   dispatch(update: Update): Promise<void>;
   /** Registers a listener for live updates, called in `seq` order; returns a function that removes it. */
   subscribe(listener: (update: Update) => void): () => void;
   /** Reads history after `lastEventId` (`earliest`: from the start). */
   history(lastEventId: string, filter: (update: Update) => boolean): Promise<HistoryResult>;
-  /** The ID of the newest update in history, or `undefined` when history is empty. */
-  lastId(): Promise<string | undefined>;
-  /** `true` when the transport can store updates now. */
-  ready(): boolean;
   /** Stops background work and releases resources. */
   close(): Promise<void>;
-  /**
-   * Optional: registers a listener for history entries that could not be read as updates (a
-   * transport whose entries are only ever written by this hub process need not have it).
-   */
+  /** Optional: `true` when the transport can store updates now (readiness); without it, always. */
+  ready?(): boolean;
+  /** Optional: the ID of the newest update in history, `undefined` when it is empty (the subscriptions API's `lastEventID`). */
+  lastId?(): Promise<string | undefined>;
+  /** Optional: registers a listener for history entries that could not be read as updates. */
   onPoison?(listener: (entry: PoisonEntry) => void): () => void;
+}
+
+/** A transport with every capability: what the built-in ones (memory, sqlite, redis, nats) are. */
+export interface Transport extends BasicTransport {
+  ready(): boolean;
+  lastId(): Promise<string | undefined>;
 }
 
 /** The listeners of a transport's poison entries (a helper for the transports that have them). */
@@ -73,4 +80,17 @@ export interface HistoryLimits {
   size: number;
   /** Age in ms after which an update is dropped (0: no limit). */
   ttl: number;
+}
+
+const REQUIRED = ['dispatch', 'subscribe', 'history', 'close'] as const;
+
+/** Checks at run time that `value` has the required methods of a transport; throws a TypeError naming the missing ones. */
+export function assertTransport(value: unknown): asserts value is BasicTransport {
+  const missing = REQUIRED.filter((name) => typeof (value as Record<string, unknown> | null)?.[name] !== 'function');
+  if (missing.length > 0) throw new TypeError(`not a Transport: it has no ${missing.map((m) => `${m}()`).join(', ')} (required: ${REQUIRED.join(', ')})`);
+}
+
+/** Whether a transport can store updates now (one without `ready` always can). */
+export function isReady(transport: BasicTransport): boolean {
+  return transport.ready?.() ?? true;
 }

@@ -5,7 +5,7 @@
  * Selectors are compiled once and cached, since every update is matched against every
  * subscriber's selectors.
  */
-import { HttpError } from './errors.js';
+import { InvalidSelectorError } from './errors.js';
 
 /** A compiled selector. */
 export type Matcher = (topic: string) => boolean;
@@ -135,7 +135,7 @@ export function isExactSelector(selector: string): boolean {
   return selector !== '*' && !selector.includes('{');
 }
 
-/** Compiles a selector (cached); throws HttpError 400 for a malformed template. */
+/** Compiles a selector (cached); throws InvalidSelectorError for a malformed template. */
 export function compileSelector(selector: string): Matcher {
   let matcher = cache.get(selector);
   if (matcher !== undefined) return matcher;
@@ -145,7 +145,7 @@ export function compileSelector(selector: string): Matcher {
     try {
       matcher = templateMatcher(selector);
     } catch (error) {
-      throw new HttpError(400, 'invalid-selector', `topic selector "${selector}" is not a valid URI template: ${(error as Error).message}`);
+      throw new InvalidSelectorError(selector, `topic selector "${selector}" is not a valid URI template: ${(error as Error).message}`);
     }
   } else {
     matcher = (topic) => topic === selector;

@@ -1,12 +1,12 @@
 /**
- * A Subscriber: one connected client, its subscriptions (topic selectors) and what its token
- * lets it read. While its history is being replayed, live updates wait in a buffer; once the
+ * A Subscriber: a set of subscriptions (topic selectors) of one connected client, with what its
+ * token lets it read. While its history is being replayed, live updates wait in a buffer; once the
  * replay is written they are flushed, skipping those the replay already covered, so the client
  * sees neither a gap nor a duplicate.
  */
-import type { Stream } from '../server/index.js';
+import type { ConnectionTrace } from '../ops/tracing.js';
+import type { Outlet } from './outlet.js';
 import { type Matcher, compileSelector, matchesAny } from './selector.js';
-import type { ConnectionTrace } from './tracing.js';
 import { type Update, eventBytes } from './update.js';
 
 /**
@@ -28,9 +28,9 @@ export class Batch {
   }
 }
 
-/** One connected client. */
+/** The subscriptions of one connected client. */
 export class Subscriber {
-  /** `urn:uuid:…`, used in subscription events and logs. */
+  /** `urn:uuid:…`, used in subscription events, logs and presence. */
   readonly id: string;
   /** The topic selectors of the request (its subscriptions). */
   readonly selectors: string[];
@@ -38,8 +38,8 @@ export class Subscriber {
   readonly address: string;
   /** `mercure.payload` of its token. */
   readonly payload: unknown;
-  /** Set once the stream is open. */
-  stream: Stream | undefined;
+  /** Where its events are written; set once the connection is open. */
+  outlet: Outlet | undefined;
   /** Its connection span, when tracing is on. */
   trace: ConnectionTrace | undefined;
   #matchers: Matcher[];
@@ -49,6 +49,14 @@ export class Subscriber {
   #maxPending: number;
   /** The transport position its replay covered: a later-delivered update at or before it was already written. */
   #head = -1n;
+
+  /** @deprecated The outlet under its former name (an SSE stream); use `outlet`. Kept for one release. */
+  get stream(): Outlet | undefined {
+    return this.outlet;
+  }
+  set stream(outlet: Outlet | undefined) {
+    this.outlet = outlet;
+  }
 
   constructor(init: { id: string; selectors: string[]; privateMatchers: Matcher[]; address: string; payload: unknown; maxPending: number }) {
     this.id = init.id;
@@ -82,8 +90,8 @@ export class Subscriber {
       else this.#pending.push(update);
       return false;
     }
-    if (this.stream === undefined || !this.#wants(update)) return false;
-    return this.stream.write(bytes);
+    if (this.outlet === undefined || !this.#wants(update)) return false;
+    return this.outlet.write(bytes);
   }
 
   /**
@@ -102,7 +110,7 @@ export class Subscriber {
       for (const update of updates) this.deliver(update);
       return 0;
     }
-    if (this.stream === undefined) return 0;
+    if (this.outlet === undefined) return 0;
     let matching: Update[] | undefined;
     for (let i = 0; i < updates.length; i++) {
       const update = updates[i] as Update;
@@ -110,9 +118,9 @@ export class Subscriber {
       // The first update it may not receive: from here on, collect the ones it may.
       else matching ??= updates.slice(0, i);
     }
-    if (matching === undefined) return this.stream.write(batch.all, updates.length) ? updates.length : 0;
+    if (matching === undefined) return this.outlet.write(batch.all, updates.length) ? updates.length : 0;
     if (matching.length === 0) return 0;
-    return this.stream.write(Buffer.concat(matching.map(eventBytes)), matching.length) ? matching.length : 0;
+    return this.outlet.write(Buffer.concat(matching.map(eventBytes)), matching.length) ? matching.length : 0;
   }
 
   /** Ends the replay: writes the buffered live updates that come after `head`, then goes live. Returns how many were written. */
@@ -121,13 +129,13 @@ export class Subscriber {
     this.#pending = undefined;
     this.#head = head;
     if (this.#overflowed) {
-      this.stream?.destroy('slow-consumer');
+      this.outlet?.destroy('slow-consumer');
       return 0;
     }
     let written = 0;
     for (const update of pending) {
       if ((update.seq ?? 0n) <= head) continue;
-      if (this.stream?.write(eventBytes(update))) written++;
+      if (this.outlet?.write(eventBytes(update))) written++;
     }
     return written;
   }

@@ -1,76 +1,25 @@
 /**
- * JWT authorization, Mercure draft-07: where the token is looked for, how it is verified, and
- * what its `mercure` claim grants.
+ * Tokens: how a JWT is verified and what its claims grant, for every front-end (the same token
+ * means the same over each protocol). Where a token is found in a request is the front-end's
+ * business; this is what happens to it next.
  *
  * The accepted algorithm is fixed by configuration and passed to the verifier, so a token cannot
  * choose it: `alg: none` and HS/RS key confusion (an RSA public key used as an HMAC secret) fail
  * signature verification like any forgery.
  */
-import type { NodeRequest } from '../server/adapters/node.js';
 import { type JWTPayload, type JWTVerifyGetKey, createRemoteJWKSet, errors, importSPKI, importX509, jwtVerify } from 'jose';
-import { HttpError } from './errors.js';
-import { type Matcher, compileSelector } from './selector.js';
+import { InvalidTokenError } from './errors.js';
+import type { Grant } from './grant.js';
 
-/** What a verified token grants. */
-export interface Grant {
-  /** Selectors of topics the holder may publish to (`mercure.publish`); `undefined` when absent. */
-  publish: string[] | undefined;
-  /** Selectors of private updates the holder may receive (`mercure.subscribe`). */
-  subscribe: string[] | undefined;
-  /** `mercure.payload`, echoed in subscription events. */
-  payload: unknown;
-  /** Expiry (ms since the epoch), if the token has one. */
-  expiresAt: number | undefined;
-  /** The `sub` claim, if any (used as the rate-limit key). */
-  subject: string | undefined;
-  /** `ssehub.ui: true`: the holder may read the `/ui` dashboard. */
-  ui: boolean;
-}
-
-/** Where a token was found; cookie-borne tokens need a CSRF check on POST. */
-export type TokenSource = 'header' | 'query' | 'cookie';
+export type { Grant } from './grant.js';
 
 /** Symmetric and asymmetric algorithms a hub may be configured with. */
 export const ALGORITHMS = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
 /** One of ALGORITHMS. */
 export type Algorithm = (typeof ALGORITHMS)[number];
 
+/** The longest token read at all (a larger one is refused before any signature check). */
 const MAX_TOKEN_LENGTH = 16 * 1024;
-
-/** Finds the token: `Authorization: Bearer`, else the `authorization` query parameter, else the cookie. */
-export function findToken(req: NodeRequest, query: URLSearchParams, cookieName: string): { token: string; source: TokenSource } | undefined {
-  const header = req.headers.authorization;
-  if (header !== undefined) {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (match === null) throw new HttpError(401, 'invalid-token', 'the Authorization header must be "Bearer <token>"', wwwAuthenticate('invalid_request'));
-    return { token: match[1] as string, source: 'header' };
-  }
-  const fromQuery = query.get('authorization');
-  if (fromQuery !== null) return { token: fromQuery, source: 'query' };
-  const cookie = readCookie(req.headers.cookie, cookieName);
-  if (cookie !== undefined) return { token: cookie, source: 'cookie' };
-  return undefined;
-}
-
-function readCookie(header: string | undefined, name: string): string | undefined {
-  if (header === undefined) return undefined;
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq !== -1 && part.slice(0, eq).trim() === name) {
-      const raw = part.slice(eq + 1).trim();
-      try {
-        return decodeURIComponent(raw);
-      } catch {
-        return raw;
-      }
-    }
-  }
-  return undefined;
-}
-
-function wwwAuthenticate(error: string): Record<string, string> {
-  return { 'www-authenticate': `Bearer realm="ssehub", error="${error}"` };
-}
 
 /** Verified tokens remembered per verifier, and for how long at most. */
 const CACHE_SIZE = 10_000;
@@ -110,7 +59,7 @@ export class Verifier {
     await this.#key;
   }
 
-  /** Verifies a token and reads its grant; throws HttpError 401 with what was wrong. */
+  /** Verifies a token and reads its grant; throws InvalidTokenError saying what was wrong. */
   async verify(token: string): Promise<Grant> {
     const cached = this.#cache.get(token);
     if (cached !== undefined) {
@@ -124,14 +73,14 @@ export class Verifier {
   }
 
   async #verify(token: string): Promise<Grant> {
-    if (token.length > MAX_TOKEN_LENGTH) throw new HttpError(401, 'invalid-token', `the ${this.#role} token is longer than ${MAX_TOKEN_LENGTH} bytes`, wwwAuthenticate('invalid_token'));
+    if (token.length > MAX_TOKEN_LENGTH) throw new InvalidTokenError('invalid-token', `the ${this.#role} token is longer than ${MAX_TOKEN_LENGTH} bytes`);
     let payload: JWTPayload;
     try {
       const key = await this.#key;
       const result = typeof key === 'function' ? await jwtVerify(token, key, { algorithms: [this.#alg] }) : await jwtVerify(token, key, { algorithms: [this.#alg] });
       payload = result.payload;
     } catch (error) {
-      throw new HttpError(401, 'invalid-token', `invalid ${this.#role} token: ${describe(error)}`, wwwAuthenticate('invalid_token'));
+      throw new InvalidTokenError('invalid-token', `invalid ${this.#role} token: ${describe(error)}`);
     }
     return readGrant(payload, this.#role);
   }
@@ -151,16 +100,16 @@ function describe(error: unknown): string {
 function selectorList(value: unknown, claim: string, role: string): string[] | undefined {
   if (value === undefined) return undefined;
   if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
-    throw new HttpError(401, 'invalid-claim', `invalid ${role} token: claim "${claim}" must be an array of strings`, wwwAuthenticate('invalid_token'));
+    throw new InvalidTokenError('invalid-claim', `invalid ${role} token: claim "${claim}" must be an array of strings`);
   }
   return value;
 }
 
-/** Reads the `mercure` claim of a verified payload; throws HttpError 401 when it has the wrong shape. */
+/** Reads the `mercure` claim of a verified payload; throws InvalidTokenError when it has the wrong shape. */
 export function readGrant(payload: JWTPayload, role = 'subscriber'): Grant {
   const mercure = payload.mercure;
   if (mercure !== undefined && (typeof mercure !== 'object' || mercure === null || Array.isArray(mercure))) {
-    throw new HttpError(401, 'invalid-claim', `invalid ${role} token: claim "mercure" must be an object`, wwwAuthenticate('invalid_token'));
+    throw new InvalidTokenError('invalid-claim', `invalid ${role} token: claim "mercure" must be an object`);
   }
   const m = (mercure ?? {}) as Record<string, unknown>;
   return {
@@ -171,14 +120,4 @@ export function readGrant(payload: JWTPayload, role = 'subscriber'): Grant {
     subject: typeof payload.sub === 'string' ? payload.sub : undefined,
     ui: typeof payload.ssehub === 'object' && payload.ssehub !== null && (payload.ssehub as Record<string, unknown>).ui === true,
   };
-}
-
-/** Compiles a grant's selectors, turning a malformed template into a 401 for the token rather than a 400 for the request. */
-export function grantMatchers(selectors: string[] | undefined, claim: string): Matcher[] {
-  if (selectors === undefined) return [];
-  try {
-    return selectors.map(compileSelector);
-  } catch (error) {
-    throw new HttpError(401, 'invalid-claim', `invalid token: ${claim}: ${(error as Error).message}`, wwwAuthenticate('invalid_token'));
-  }
 }

@@ -12,8 +12,8 @@
  *   (at most MAX_LINKS of them) and counting them all.
  */
 import type { Context, Link, Span, SpanContext, Tracer } from '@opentelemetry/api';
-import { ConfigError } from './errors.js';
-import type { Update } from './update.js';
+import { ConfigError } from '../config.js';
+import type { Update } from '../core/update.js';
 
 type Api = typeof import('@opentelemetry/api');
 

@@ -9,7 +9,7 @@
  * written by another version or by hand.
  */
 import { randomBytes } from 'node:crypto';
-import { encodeEvent } from '../protocol/index.js';
+import { encodeEvent } from '../../protocol/index.js';
 import { InvalidUpdateError } from './errors.js';
 
 /** One update. `topics[0]` is canonical, the rest are alternates. */

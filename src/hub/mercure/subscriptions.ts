@@ -4,14 +4,17 @@
  * with a JSON-LD body, and `GET /.well-known/mercure/subscriptions[/{topic}[/{subscriber}]]` lists
  * the active ones of this hub process.
  */
-import type { NodeRequest, NodeResponse } from '../server/adapters/node.js';
-import { findToken, grantMatchers } from './authorization.js';
+import type { NodeRequest, NodeResponse } from '../../server/adapters/node.js';
+import { grantMatchers } from '../core/grant.js';
+import type { Hub } from '../core/hub.js';
+import type { Subscriber } from '../core/subscriber.js';
+import { newUpdateId } from '../core/update.js';
+import { authenticate } from './authorization.js';
 import type { HubContext } from './context.js';
 import { HttpError } from './errors.js';
-import type { Subscriber } from './subscriber.js';
-import { newUpdateId } from './update.js';
+import { SUBSCRIPTIONS_PATH } from './paths.js';
 
-const BASE = '/.well-known/mercure/subscriptions';
+const BASE = SUBSCRIPTIONS_PATH;
 
 /** The topic (and JSON-LD id) of one subscription. */
 export function subscriptionTopic(selector: string, subscriberId: string): string {
@@ -25,14 +28,20 @@ function describe(subscriber: Subscriber, selector: string, active: boolean): Re
 }
 
 /** Publishes one subscription event per selector of the subscriber. */
-export function publishSubscriptionEvents(ctx: HubContext, subscriber: Subscriber, active: boolean): void {
+export function publishSubscriptionEvents(hub: Hub, subscriber: Subscriber, active: boolean): void {
   for (const selector of subscriber.selectors) {
     const doc = { '@context': 'https://mercure.rocks/', ...describe(subscriber, selector, active) };
     const topic = subscriptionTopic(selector, subscriber.id);
-    ctx.hub.publish({ id: newUpdateId(), topics: [topic], data: JSON.stringify(doc), private: true }).catch((error: Error) => {
-      ctx.hub.log.warn({ err: error.message, topic }, 'subscription event not published');
+    hub.publish({ id: newUpdateId(), topics: [topic], data: JSON.stringify(doc), private: true }).catch((error: Error) => {
+      hub.log.warn({ err: error.message, topic }, 'subscription event not published');
     });
   }
+}
+
+/** With `--subscriptions`: publishes the subscription events of every subscriber that joins or leaves the core. */
+export function publishSubscriptionEventsOf(hub: Hub): void {
+  hub.on('subscribed', (subscriber) => publishSubscriptionEvents(hub, subscriber, true));
+  hub.on('unsubscribed', (subscriber) => publishSubscriptionEvents(hub, subscriber, false));
 }
 
 /** Handles `GET /.well-known/mercure/subscriptions[/{topic}[/{subscriber}]]`. */
@@ -47,9 +56,11 @@ export async function handleSubscriptionsApi(ctx: HubContext, req: NodeRequest, 
   } catch {
     throw new HttpError(400, 'bad-path', 'the path holds malformed percent-encoding');
   }
-  const found = findToken(req, query, ctx.hub.config.cookieName);
-  if (found === undefined || ctx.subscriberVerifier === undefined) throw new HttpError(401, 'missing-token', 'the subscriptions API needs a subscriber token whose "mercure.subscribe" claim matches the requested URL');
-  const grant = await ctx.subscriberVerifier.verify(found.token);
+  const { grant } = await authenticate(ctx, req, query, {
+    role: 'subscriber',
+    missing: 'the subscriptions API needs a subscriber token whose "mercure.subscribe" claim matches the requested URL',
+    challenge: false,
+  });
   const matchers = grantMatchers(grant.subscribe, 'mercure.subscribe');
   if (!matchers.some((m) => m(path))) throw new HttpError(403, 'topic-not-allowed', `the token's "mercure.subscribe" claim does not match ${path}`);
 
@@ -58,7 +69,7 @@ export async function handleSubscriptionsApi(ctx: HubContext, req: NodeRequest, 
     if (subscriberId !== undefined && s.id !== subscriberId) continue;
     for (const selector of s.selectors) if (topic === undefined || selector === topic) subscriptions.push(describe(s, selector, true));
   }
-  const lastEventID = (await ctx.hub.transport.lastId()) ?? 'earliest';
+  const lastEventID = (await ctx.hub.transport.lastId?.()) ?? 'earliest';
   let body: Record<string, unknown>;
   if (subscriberId !== undefined) {
     const one = subscriptions[0];

@@ -41,10 +41,7 @@
  * A process that falls further behind than `--history-size` updates skips the ones trimmed meanwhile.
  * An update larger than the server's `max_payload` (1 MB by default) is refused with 503.
  */
-import { createHash } from 'node:crypto';
 import {
-  AckPolicy,
-  DeliverPolicy,
   DiscardPolicy,
   Events,
   type JetStreamClient,
@@ -52,271 +49,26 @@ import {
   type Msg,
   type NatsConnection,
   type NatsError,
-  ReplayPolicy,
   RetentionPolicy,
   StorageType,
   type StreamConfig,
   type StreamInfo,
   connect,
-  createInbox,
   nanos,
 } from 'nats';
-import { DuplicateIdError, TransportUnavailableError } from '../errors.js';
-import type { Update } from '../update.js';
-import { type HistoryLimits, type HistoryResult, type PoisonEntry, PoisonListeners, type Transport } from './transport.js';
+import { DuplicateIdError, TransportUnavailableError } from '../../core/errors.js';
+import type { Update } from '../../core/update.js';
+import { type HistoryLimits, type HistoryResult, type PoisonEntry, PoisonListeners, type Transport } from '../transport.js';
+import { decode, encode, idToken, isUpdate } from './codec.js';
+import { Tail, apiErrorCode, isNotFound } from './tail.js';
+import { type NatsOptions, parseNatsUrl, reconnectDelay } from './url.js';
 
 /** A history range up to this long is read with parallel gets rather than a consumer. */
 const SHORT_READ = 16;
-/** Reconnect delay bounds: it grows with the length of the outage, with jitter. */
-const RECONNECT_MIN_MS = 100;
-const RECONNECT_MAX_MS = 2000;
 /** JetStream error codes. */
 const WRONG_LAST_SEQUENCE = 10071;
 const STREAM_CONFIG_DIFFERS = 10058;
 const STREAM_NOT_FOUND = 10059;
-
-/** Settings from the `nats://` URL. */
-export interface NatsOptions {
-  servers: string;
-  user?: string;
-  pass?: string;
-  token?: string;
-  stream: string;
-  prefix: string;
-  timeout: number;
-  replicas: number;
-  heartbeat: number;
-}
-
-/** Parses `nats://…` and its query options; throws an Error naming the bad part. */
-export function parseNatsUrl(spec: string): NatsOptions {
-  let url: URL;
-  try {
-    url = new URL(spec);
-  } catch {
-    throw new Error(`"${spec}" is not a valid URL`);
-  }
-  if (url.protocol !== 'nats:') throw new Error(`expected a nats:// URL, got "${spec}"`);
-  if (url.hostname === '') throw new Error(`"${spec}" names no host`);
-  const options: NatsOptions = { servers: `${url.hostname}:${url.port || '4222'}`, stream: 'SSEHUB', prefix: 'ssehub', timeout: 2000, replicas: 1, heartbeat: 1000 };
-  let user: string;
-  let pass: string;
-  try {
-    user = decodeURIComponent(url.username);
-    pass = decodeURIComponent(url.password);
-  } catch {
-    throw new Error(`the user or password in "${url.host}" is not valid percent-encoding`);
-  }
-  if (user !== '' && pass !== '') Object.assign(options, { user, pass });
-  else if (user !== '') options.token = user;
-  for (const [key, value] of url.searchParams) {
-    switch (key) {
-      case 'stream':
-        if (!/^[A-Za-z0-9_-]{1,255}$/.test(value)) throw new Error(`stream "${value}": a JetStream stream name is letters, digits, "_" and "-"`);
-        options.stream = value;
-        break;
-      case 'subject':
-        if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(value)) throw new Error(`subject "${value}": expected dot-separated tokens of letters, digits, "_" and "-"`);
-        options.prefix = value;
-        break;
-      case 'timeout':
-        if (!/^\d{1,7}$/.test(value) || Number(value) === 0) throw new Error(`timeout "${value}": expected a positive number of milliseconds`);
-        options.timeout = Number(value);
-        break;
-      case 'heartbeat':
-        if (!/^\d{1,7}$/.test(value) || Number(value) < 100) throw new Error(`heartbeat "${value}": expected milliseconds, at least 100`);
-        options.heartbeat = Number(value);
-        break;
-      case 'replicas':
-        if (!/^[1-5]$/.test(value)) throw new Error(`replicas "${value}": expected 1 to 5`);
-        options.replicas = Number(value);
-        break;
-      default:
-        throw new Error(`unknown option "${key}" (expected stream, subject, timeout, replicas or heartbeat)`);
-    }
-  }
-  return options;
-}
-
-/** What is stored as a message's payload. */
-interface StoredUpdate {
-  id: string;
-  topics: string[];
-  data: string;
-  private: boolean;
-  type?: string;
-  retry?: number;
-  publishedAt?: number;
-}
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-function encode(u: Update): Uint8Array {
-  const stored: StoredUpdate = { id: u.id, topics: u.topics, data: u.data, private: u.private, type: u.type, retry: u.retry, publishedAt: u.publishedAt };
-  return encoder.encode(JSON.stringify(stored));
-}
-
-/**
- * The update in a message, or why the payload is not one (written by another program or version).
- * Never throws. Whether the update's fields are valid is the hub's check; this reads the shape.
- */
-export function decode(data: Uint8Array, seq: number): Update | { ref: string; reason: string } {
-  let v: Partial<StoredUpdate> | null;
-  try {
-    v = JSON.parse(decoder.decode(data)) as Partial<StoredUpdate> | null;
-  } catch {
-    return { ref: `sequence ${seq}`, reason: `message ${seq} of the stream is not JSON` };
-  }
-  if (typeof v !== 'object' || v === null) return { ref: `sequence ${seq}`, reason: `message ${seq} of the stream is not a JSON object` };
-  const ref = typeof v.id === 'string' ? v.id : `sequence ${seq}`;
-  if (typeof v.id !== 'string' || !Array.isArray(v.topics) || typeof v.data !== 'string') return { ref, reason: `message ${seq} of the stream lacks "id", "topics" or "data"` };
-  return { id: v.id, topics: v.topics, data: v.data, private: v.private === true, type: v.type ?? undefined, retry: v.retry ?? undefined, publishedAt: v.publishedAt, seq: BigInt(seq) };
-}
-
-function isUpdate(decoded: Update | { ref: string; reason: string }): decoded is Update {
-  return 'topics' in decoded;
-}
-
-/** The subject token of an ID: fixed length and always a valid token, whatever the ID holds. */
-function idToken(id: string): string {
-  return createHash('sha256').update(id).digest('base64url');
-}
-
-/** The positions JetStream puts in a delivered message's reply subject. */
-function deliveryInfo(reply: string | undefined): { streamSeq: number; consumerSeq: number; pending: number } | undefined {
-  if (reply === undefined || !reply.startsWith('$JS.ACK.')) return undefined;
-  // `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ns>.<pending>`, or the v2
-  // form with `<domain>.<account hash>` after `ACK` (and possibly a trailing token).
-  const t = reply.split('.');
-  const at = t.length === 9 ? 5 : t.length >= 11 ? 7 : -1;
-  if (at < 0) return undefined;
-  return { streamSeq: Number(t[at]), consumerSeq: Number(t[at + 1]), pending: Number(t[at + 3]) };
-}
-
-/**
- * The client's reconnect delay: it grows with the outage (each wait is about half the time since
- * the connection was lost, so attempts about double their spacing) from 100 ms up to 2 s, with
- * jitter so that many hub processes do not reconnect in step. The client calls it before every
- * attempt (and while waiting), so a call long after the previous one starts a new outage.
- */
-export function reconnectDelay(now: () => number = Date.now, random: () => number = Math.random): () => number {
-  let since = 0;
-  let last = -Infinity;
-  return () => {
-    const t = now();
-    if (t - last > 2 * RECONNECT_MAX_MS) since = t;
-    last = t;
-    const base = Math.min(RECONNECT_MAX_MS, Math.max(RECONNECT_MIN_MS, (t - since) / 2));
-    return Math.round(base * (0.75 + random() * 0.5));
-  };
-}
-
-function apiErrorCode(error: unknown): number | undefined {
-  return (error as { api_error?: { err_code?: number } }).api_error?.err_code;
-}
-
-function isNotFound(error: unknown): boolean {
-  return (error as { api_error?: { code?: number } }).api_error?.code === 404;
-}
-
-/** What a Tail reports. */
-interface TailHandlers {
-  /** A stored message, in stream order; `pending` is how many more the stream holds after it. */
-  message(streamSeq: number, pending: number, msg: Msg): void;
-  /** An idle heartbeat: everything stored has been delivered. */
-  idle(): void;
-  /** Messages were lost on the way: this consumer must be replaced. */
-  broken(reason: string): void;
-}
-
-/**
- * One ephemeral push consumer reading the stream in order from a sequence: flow control is
- * answered, heartbeats are checked against what arrived, and a gap is reported, not skipped.
- */
-class Tail {
-  /** When the last message or heartbeat arrived (ms). */
-  lastActivity = Date.now();
-  #nc: NatsConnection;
-  #jsm: JetStreamManager;
-  #stream: string;
-  #handlers: TailHandlers;
-  #heartbeat: number;
-  #consumerSeq = 0;
-  #sub: { unsubscribe(): void } | undefined;
-  #name: string | undefined;
-  #closed = false;
-
-  constructor(nc: NatsConnection, jsm: JetStreamManager, stream: string, heartbeat: number, handlers: TailHandlers) {
-    this.#nc = nc;
-    this.#heartbeat = heartbeat;
-    this.#jsm = jsm;
-    this.#stream = stream;
-    this.#handlers = handlers;
-  }
-
-  /** Subscribes, then creates the consumer; resolves with how many stored messages it will deliver. */
-  async open(startSeq: number): Promise<number> {
-    const inbox = createInbox();
-    this.#sub = this.#nc.subscribe(inbox, { callback: (_error, msg) => this.#receive(msg) });
-    const info = await this.#jsm.consumers.add(this.#stream, {
-      deliver_subject: inbox,
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: Math.max(1, startSeq),
-      ack_policy: AckPolicy.None,
-      replay_policy: ReplayPolicy.Instant,
-      flow_control: true,
-      idle_heartbeat: nanos(this.#heartbeat),
-      mem_storage: true,
-    });
-    this.#name = info.name;
-    if (this.#closed) this.#delete();
-    this.lastActivity = Date.now();
-    return info.num_pending;
-  }
-
-  /** Stops reading; the consumer is deleted (the server would also drop it once nobody listens). */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#sub?.unsubscribe();
-    this.#delete();
-  }
-
-  #delete(): void {
-    if (this.#name !== undefined && !this.#nc.isClosed()) this.#jsm.consumers.delete(this.#stream, this.#name).catch(() => {});
-  }
-
-  #receive(msg: Msg): void {
-    if (this.#closed) return;
-    this.lastActivity = Date.now();
-    const code = msg.headers?.code ?? 0;
-    if (code === 100) {
-      if (msg.reply) {
-        msg.respond(); // flow control: the server waits for this before sending more
-        return;
-      }
-      const stalled = msg.headers?.get('Nats-Consumer-Stalled');
-      if (stalled) this.#nc.publish(stalled);
-      const last = Number(msg.headers?.get('Nats-Last-Consumer') || 0);
-      if (last > this.#consumerSeq) this.#handlers.broken(`missed messages ${this.#consumerSeq + 1}..${last}`);
-      else this.#handlers.idle();
-      return;
-    }
-    if (code !== 0) {
-      this.#handlers.broken(`status ${code} ${msg.headers?.description ?? ''}`.trim());
-      return;
-    }
-    const info = deliveryInfo(msg.reply);
-    if (info === undefined) return;
-    if (info.consumerSeq !== this.#consumerSeq + 1) {
-      this.#handlers.broken(`consumer sequence ${info.consumerSeq} after ${this.#consumerSeq}`);
-      return;
-    }
-    this.#consumerSeq = info.consumerSeq;
-    this.#handlers.message(info.streamSeq, info.pending, msg);
-  }
-}
 
 /** NATS JetStream transport. */
 export class NatsTransport implements Transport {

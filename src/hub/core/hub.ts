@@ -1,33 +1,26 @@
 /**
- * The Hub: subscribers, the transport, and the fan-out between them. HTTP lives in http.ts;
- * this file is the protocol's state and decisions.
+ * The Hub: the protocol-neutral core. It knows updates, topics, subscribers, history and grants,
+ * and nothing of HTTP: front-ends (Mercure today) translate a wire protocol to its calls —
+ * `publish`, `join` (a subscriber: capacity, history, replay, then live), `history` — and give it
+ * an Outlet per client to write to. Fan-out from the transport to the subscribers is here.
  */
+import { EventEmitter } from 'node:events';
 import type { SpanContext } from '@opentelemetry/api';
 import type { Logger } from 'pino';
-import type { CloseReason } from '../server/index.js';
-import { StreamSet } from '../server/index.js';
-import type { HubConfig } from './config.js';
-import { HubMetrics } from './metrics.js';
+import { closeGracefully } from '../../server/stream-set.js';
+import type { HubConfig } from '../config.js';
+import { HubMetrics } from '../ops/metrics.js';
+import type { Tracing } from '../ops/tracing.js';
+import { type BasicTransport, type HistoryResult, isReady } from '../transports/transport.js';
+import { DrainingError, OverCapacityError } from './errors.js';
+import { type JoinRequest, type Subscription, join } from './join.js';
+import type { EndReason, Outlet } from './outlet.js';
 import { isExactSelector } from './selector.js';
 import { Batch, type Subscriber } from './subscriber.js';
-import type { HistoryResult, Transport } from './transports/index.js';
-import type { Tracing } from './tracing.js';
 import { type Update, type UpdateInput, toUpdate, updateProblem } from './update.js';
 
 /** Connection ends remembered for the dashboard. */
 const RECENT_ENDS = 50;
-
-/** One ended connection, as the dashboard lists it. */
-export interface ConnectionEnd {
-  id: string;
-  address: string;
-  topics: number;
-  reason: CloseReason;
-  durationMs: number;
-  events: number;
-  bytes: number;
-  endedAt: number;
-}
 
 /** Poison entries whose refs are remembered, so that each is logged once (a resume may read one again and again). */
 const POISON_REMEMBERED = 1000;
@@ -35,23 +28,68 @@ const POISON_REMEMBERED = 1000;
 /** Subscribers served per turn of the event loop during a fan-out pass. */
 const FAN_OUT_SLICE = 2000;
 
+/** One ended connection, as the dashboard lists it. */
+export interface ConnectionEnd {
+  id: string;
+  address: string;
+  topics: number;
+  reason: EndReason;
+  durationMs: number;
+  events: number;
+  bytes: number;
+  endedAt: number;
+}
+
 /** Why the hub is not ready, or `undefined` when it is. */
 export type NotReady = 'draining' | 'transport-unavailable' | 'over-connection-budget' | undefined;
 
-/** Hub state shared by the HTTP handlers. */
-export class Hub {
+/** The signals a front-end (or an operator's code) can listen to. */
+export interface HubEvents {
+  /** A subscriber's history was replayed and it is live. */
+  subscribed: [subscriber: Subscriber];
+  /** A subscriber left (its connection ended), and why. */
+  unsubscribed: [subscriber: Subscriber, reason: EndReason];
+}
+
+/** The open connections of a hub: what capacity counts and the drain closes. */
+export class Connections implements Iterable<Outlet> {
+  readonly #open = new Set<Outlet>();
+
+  /** Open connections. */
+  get size(): number {
+    return this.#open.size;
+  }
+
+  /** Registers an open outlet; it leaves by itself when it ends. */
+  add(outlet: Outlet): void {
+    if (!outlet.open || this.#open.has(outlet)) return;
+    this.#open.add(outlet);
+    outlet.once('close', () => this.#open.delete(outlet));
+  }
+
+  [Symbol.iterator](): Iterator<Outlet> {
+    return this.#open.values();
+  }
+}
+
+/** The core of one hub process. */
+export class Hub extends EventEmitter<HubEvents> {
   readonly config: HubConfig;
-  readonly transport: Transport;
+  readonly transport: BasicTransport;
   readonly metrics = new HubMetrics();
   readonly log: Logger;
   /** OpenTelemetry spans, when `--tracing` is on. */
   tracing: Tracing | undefined;
-  /** Every open stream, for broadcast-free bookkeeping and graceful shutdown. */
-  readonly streams = new StreamSet();
+  /** Every open connection, for capacity and graceful shutdown. */
+  readonly connections = new Connections();
   /** Subscribers, live or replaying. */
   readonly subscribers = new Set<Subscriber>();
-  /** Open streams per client address (only counted when a per-address limit is set). */
+  /** Open connections per client address (only counted when a per-address limit is set). */
   readonly perAddress = new Map<string, number>();
+  /** When this hub started (ms since the epoch). */
+  readonly startedAt = Date.now();
+  /** The last connection ends, newest last (for the /ui dashboard). */
+  readonly recentEnds: ConnectionEnd[] = [];
   #draining = false;
   #unsubscribe: () => void;
   /** Subscribers whose selectors are all exact topics, by topic: a pass visits only those an update names. */
@@ -65,7 +103,8 @@ export class Hub {
   readonly #poisonLogged = new Set<string>();
   #stopPoison: (() => void) | undefined;
 
-  constructor(config: HubConfig, transport: Transport, log: Logger) {
+  constructor(config: HubConfig, transport: BasicTransport, log: Logger) {
+    super();
     this.config = config;
     this.transport = transport;
     this.log = log;
@@ -73,7 +112,12 @@ export class Hub {
     this.#stopPoison = transport.onPoison?.((entry) => this.#poisoned(entry.ref, entry.reason, 'transport'));
   }
 
-  /** `true` once shutdown began: new subscriptions are refused and readiness fails. */
+  /** @deprecated The open connections under their former name; use `connections`. Kept for one release. */
+  get streams(): Connections {
+    return this.connections;
+  }
+
+  /** `true` once shutdown began: new connections are refused and readiness fails. */
   get draining(): boolean {
     return this.#draining;
   }
@@ -81,8 +125,8 @@ export class Hub {
   /** Why the hub should not get traffic now, or `undefined`. */
   notReady(): NotReady {
     if (this.#draining) return 'draining';
-    if (!this.transport.ready()) return 'transport-unavailable';
-    if (this.config.maxConnections > 0 && this.streams.size >= this.config.maxConnections) return 'over-connection-budget';
+    if (!isReady(this.transport)) return 'transport-unavailable';
+    if (this.config.maxConnections > 0 && this.connections.size >= this.config.maxConnections) return 'over-connection-budget';
     return undefined;
   }
 
@@ -112,36 +156,74 @@ export class Hub {
     });
   }
 
-  /** Skips an entry that is not a valid update: counted every time, logged once per entry. */
-  #poisoned(ref: string, reason: string, where: 'live' | 'history' | 'transport'): void {
-    this.metrics.poison.inc({ where });
-    if (this.#poisonLogged.has(ref)) return;
-    if (this.#poisonLogged.size >= POISON_REMEMBERED) this.#poisonLogged.delete(this.#poisonLogged.values().next().value as string);
-    this.#poisonLogged.add(ref);
-    this.log.error({ update: ref, reason, where }, 'skipped an entry of the transport that is not a valid update');
+  /**
+   * The capacity checks, in one place, for a new connection from `address`: refused while
+   * draining (DrainingError), over `--max-connections` or `--max-connections-per-ip`
+   * (OverCapacityError). Admitted, it counts against its address until the returned function is
+   * called (safe to call more than once); against the process once its outlet is `opened`.
+   */
+  admitConnection(address: string): () => void {
+    if (this.#draining) throw new DrainingError();
+    const { maxConnections, maxConnectionsPerIp } = this.config;
+    if (maxConnections > 0 && this.connections.size >= maxConnections) {
+      throw new OverCapacityError('node', `this hub process serves at most ${maxConnections} streams (--max-connections)`, 5 + Math.floor(Math.random() * 10));
+    }
+    if (maxConnectionsPerIp === 0) return () => {};
+    const n = this.perAddress.get(address) ?? 0;
+    if (n >= maxConnectionsPerIp) throw new OverCapacityError('address', `address ${address} already has ${n} streams open (--max-connections-per-ip)`, 10);
+    this.perAddress.set(address, n + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.perAddress.get(address) ?? 1) - 1;
+      if (left <= 0) this.perAddress.delete(address);
+      else this.perAddress.set(address, left);
+    };
   }
 
-  /** Registers a subscriber (from now on it receives live updates, buffered until it goes live) and counts it against its address. */
+  /**
+   * A subscriber joins: capacity is checked, history after its last position is read, the
+   * front-end opens its outlet (knowing whether history covered the resume), the history is
+   * replayed at the client's pace while live updates wait, then it goes live. See core/join.ts.
+   */
+  join(request: JoinRequest): Promise<Subscription> {
+    return join(this, request);
+  }
+
+  /** Registers a subscriber (from now on it receives live updates, buffered until it goes live). */
   admit(subscriber: Subscriber): void {
     this.subscribers.add(subscriber);
     this.#index(subscriber, true);
-    if (this.config.maxConnectionsPerIp > 0) this.perAddress.set(subscriber.address, (this.perAddress.get(subscriber.address) ?? 0) + 1);
   }
 
   /** Forgets a subscriber; safe to call more than once. */
   release(subscriber: Subscriber): void {
     if (!this.subscribers.delete(subscriber)) return;
     this.#index(subscriber, false);
-    if (this.config.maxConnectionsPerIp === 0) return;
-    const n = (this.perAddress.get(subscriber.address) ?? 1) - 1;
-    if (n <= 0) this.perAddress.delete(subscriber.address);
-    else this.perAddress.set(subscriber.address, n);
   }
 
-  /** When this hub started (ms since the epoch). */
-  readonly startedAt = Date.now();
-  /** The last connection ends, newest last (for the /ui dashboard). */
-  readonly recentEnds: ConnectionEnd[] = [];
+  /** Counts an opened connection of `subscriber` (its outlet), against the process's limit and in the metrics. */
+  opened(subscriber: Subscriber, outlet: Outlet): void {
+    this.connections.add(outlet);
+    this.metrics.connections.inc();
+    this.metrics.subscriptions.inc(subscriber.selectors.length);
+  }
+
+  /** Records a connection that ended: forgets its subscriber, counts, logs, and tells the listeners. */
+  ended(subscriber: Subscriber, reason: EndReason, info: { bytes: number; events: number; openedAt: number }): void {
+    this.recentEnds.push({ id: subscriber.id, address: subscriber.address, topics: subscriber.selectors.length, reason, durationMs: Date.now() - info.openedAt, events: info.events, bytes: info.bytes, endedAt: Date.now() });
+    if (this.recentEnds.length > RECENT_ENDS) this.recentEnds.shift();
+    this.release(subscriber);
+    this.metrics.connections.dec();
+    this.metrics.subscriptions.dec(subscriber.selectors.length);
+    this.metrics.closed.inc({ reason });
+    this.log.info(
+      { conn: subscriber.id, addr: subscriber.address, topics: subscriber.selectors.length, duration_ms: Date.now() - info.openedAt, bytes: info.bytes, events: info.events, reason },
+      'stream closed',
+    );
+    this.emit('unsubscribed', subscriber, reason);
+  }
 
   /**
    * Subscribers per exact topic, and how many subscribe with a template or `*` (for the /ui
@@ -154,18 +236,13 @@ export class Hub {
     return { topics, templateSubscribers: this.#anyTopic.size };
   }
 
-  /** Records a stream that ended. */
-  streamClosed(subscriber: Subscriber, reason: CloseReason, info: { bytes: number; events: number; openedAt: number }): void {
-    this.recentEnds.push({ id: subscriber.id, address: subscriber.address, topics: subscriber.selectors.length, reason, durationMs: Date.now() - info.openedAt, events: info.events, bytes: info.bytes, endedAt: Date.now() });
-    if (this.recentEnds.length > RECENT_ENDS) this.recentEnds.shift();
-    this.release(subscriber);
-    this.metrics.connections.dec();
-    this.metrics.subscriptions.dec(subscriber.selectors.length);
-    this.metrics.closed.inc({ reason });
-    this.log.info(
-      { conn: subscriber.id, addr: subscriber.address, topics: subscriber.selectors.length, duration_ms: Date.now() - info.openedAt, bytes: info.bytes, events: info.events, reason },
-      'stream closed',
-    );
+  /** Skips an entry that is not a valid update: counted every time, logged once per entry. */
+  #poisoned(ref: string, reason: string, where: 'live' | 'history' | 'transport'): void {
+    this.metrics.poison.inc({ where });
+    if (this.#poisonLogged.has(ref)) return;
+    if (this.#poisonLogged.size >= POISON_REMEMBERED) this.#poisonLogged.delete(this.#poisonLogged.values().next().value as string);
+    this.#poisonLogged.add(ref);
+    this.log.error({ update: ref, reason, where }, 'skipped an entry of the transport that is not a valid update');
   }
 
   /**
@@ -237,9 +314,9 @@ export class Hub {
           written = subscriber.deliverBatch(batch);
         } catch (error) {
           // A bug, not input (updates are checked before they get here); but a throw inside this
-          // pass would end the process and every stream with it. This subscriber alone is dropped.
-          this.log.error({ err: error instanceof Error ? { message: error.message, stack: error.stack } : String(error), conn: subscriber.id }, 'delivery failed; closing the stream');
-          subscriber.stream?.destroy('error');
+          // pass would end the process and every connection with it. This subscriber alone is dropped.
+          this.log.error({ err: error instanceof Error ? { message: error.message, stack: error.stack } : String(error), conn: subscriber.id }, 'delivery failed; closing the connection');
+          subscriber.outlet?.destroy('error');
           continue;
         }
         delivered += written;
@@ -266,11 +343,11 @@ export class Hub {
     slice();
   }
 
-  /** Graceful shutdown: readiness off, streams closed in batches over the drain window, then the transport. */
+  /** Graceful shutdown: readiness off, connections closed in batches over the drain window, then the transport. */
   async shutdown(): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
-    await this.streams.close({ window: this.config.drainTimeout, reason: 'shutdown' });
+    await closeGracefully(this.connections, { window: this.config.drainTimeout, reason: 'shutdown' });
     this.#unsubscribe();
     this.#stopPoison?.();
     await this.transport.close();

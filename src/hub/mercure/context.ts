@@ -1,7 +1,7 @@
-/** What the HTTP handlers share: the hub, the token verifiers and the limiters. */
-import type { Verifier } from './authorization.js';
-import type { Hub } from './hub.js';
-import type { RateLimiter } from './rate-limit.js';
+/** What the Mercure front-end's handlers share: the core, the token verifiers and the limiters. */
+import type { Hub } from '../core/hub.js';
+import type { RateLimiter } from '../core/rate-limit.js';
+import type { Verifier } from '../core/tokens.js';
 
 /** Shared by the request handlers of one hub. */
 export interface HubContext {

@@ -1,18 +1,20 @@
 /**
- * The hub's HTTP surface: routing, CORS, health, metrics, and turning every error into a
- * precise status with a message. No input reaches an unhandled throw: a handler's failure is
- * answered (or, if the response already started, the connection is closed) and counted.
+ * The hub's HTTP surface: routing, CORS, and turning every error into a precise status with a
+ * message (the core's typed errors through toHttpError). No input reaches an unhandled throw: a
+ * handler's failure is answered (or, if the response already started, the connection is closed)
+ * and counted. Health, metrics and the dashboard are the ops routes beside Mercure's.
  */
-import type { NodeRequest, NodeResponse } from '../server/adapters/node.js';
+import type { NodeRequest, NodeResponse } from '../../server/adapters/node.js';
+import { handleOps, sendText } from '../ops/health.js';
+import { handleUi, uiEnabled } from '../ops/ui.js';
 import type { HubContext } from './context.js';
-import { HttpError } from './errors.js';
+import { HttpError, toHttpError } from './errors.js';
+import { HUB_PATH, SUBSCRIPTIONS_PATH } from './paths.js';
 import { handlePublish } from './publish.js';
 import { handleSubscribe } from './subscribe.js';
 import { handleSubscriptionsApi } from './subscriptions.js';
-import { handleUi, uiEnabled } from './ui.js';
 
-/** The hub's URL path. */
-export const HUB_PATH = '/.well-known/mercure';
+export { HUB_PATH };
 const MAX_URL_LENGTH = 64 * 1024;
 
 function cors(ctx: HubContext, req: NodeRequest, res: NodeResponse): boolean {
@@ -30,13 +32,9 @@ function cors(ctx: HubContext, req: NodeRequest, res: NodeResponse): boolean {
   return true;
 }
 
-function send(res: NodeResponse, status: number, body: string, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...headers }).end(body.endsWith('\n') ? body : `${body}\n`);
-}
-
 /** Answers an error: the status, its headers, and the message as plain text. */
 function fail(ctx: HubContext, req: NodeRequest, res: NodeResponse, error: unknown): void {
-  const httpError = error instanceof HttpError ? error : undefined;
+  const httpError = toHttpError(error);
   if (httpError === undefined) ctx.hub.log.error({ err: error instanceof Error ? { message: error.message, stack: error.stack } : String(error), url: req.url }, 'request failed');
   const status = httpError?.status ?? 500;
   // Already answered (408) and counted by the server: the handler only saw its body cut off.
@@ -54,7 +52,7 @@ function fail(ctx: HubContext, req: NodeRequest, res: NodeResponse, error: unkno
   // forbids the header, and there the stream alone is reset: the connection carries other streams.)
   const http1 = req.httpVersionMajor < 2;
   if (status === 413 && http1) headers.connection = 'close';
-  send(res, status, httpError?.message ?? 'internal error', headers);
+  sendText(res, status, httpError?.message ?? 'internal error', headers);
   if (status === 413 && http1) res.once('finish', () => req.socket.destroySoon());
 }
 
@@ -88,7 +86,7 @@ async function route(ctx: HubContext, req: NodeRequest, res: NodeResponse): Prom
       if (method === 'POST') return handlePublish(ctx, req, res, query);
       throw new HttpError(405, 'method-not-allowed', `${method} is not supported here: GET subscribes, POST publishes`, { allow: 'GET, POST, OPTIONS' });
     }
-    if (path === `${HUB_PATH}/subscriptions` || path.startsWith(`${HUB_PATH}/subscriptions/`)) {
+    if (path === SUBSCRIPTIONS_PATH || path.startsWith(`${SUBSCRIPTIONS_PATH}/`)) {
       if (!ctx.hub.config.subscriptions) throw new HttpError(404, 'not-found', 'the subscriptions API is off (--subscriptions)');
       if (method !== 'GET') throw new HttpError(405, 'method-not-allowed', `${method} is not supported here`, { allow: 'GET, OPTIONS' });
       return handleSubscriptionsApi(ctx, req, res, path, query);
@@ -98,25 +96,10 @@ async function route(ctx: HubContext, req: NodeRequest, res: NodeResponse): Prom
 
   if ((path === '/ui' || path.startsWith('/ui/')) && uiEnabled(ctx)) return handleUi(ctx, req, res, path, query);
   if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, 'method-not-allowed', `${method} is not supported on ${path}`, { allow: 'GET' });
-  switch (path) {
-    case '/healthz':
-      send(res, 200, 'ok');
-      return;
-    case '/readyz': {
-      const reason = ctx.hub.notReady();
-      if (reason === undefined) send(res, 200, 'ready');
-      else send(res, 503, `not ready: ${reason}`, { 'retry-after': '1' });
-      return;
-    }
-    case '/metrics': {
-      const text = await ctx.hub.metrics.registry.metrics();
-      res.writeHead(200, { 'content-type': ctx.hub.metrics.registry.contentType, 'cache-control': 'no-store' }).end(text);
-      return;
-    }
-    case '/':
-      send(res, 200, `ssehub: subscribe with GET ${HUB_PATH}?topic=…, publish with POST ${HUB_PATH}`);
-      return;
-    default:
-      throw new HttpError(404, 'not-found', `no such resource: ${path}`);
+  if (path === '/') {
+    sendText(res, 200, `ssehub: subscribe with GET ${HUB_PATH}?topic=…, publish with POST ${HUB_PATH}`);
+    return;
   }
+  if (await handleOps(ctx.hub, path, res)) return;
+  throw new HttpError(404, 'not-found', `no such resource: ${path}`);
 }

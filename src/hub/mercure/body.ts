@@ -1,5 +1,5 @@
 /** Reading a request body with a size bound. */
-import type { NodeRequest, NodeResponse } from '../server/adapters/node.js';
+import type { NodeRequest, NodeResponse } from '../../server/adapters/node.js';
 import { HttpError } from './errors.js';
 
 /**

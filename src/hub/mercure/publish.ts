@@ -2,12 +2,14 @@
  * POST /.well-known/mercure: publish an update (Mercure draft-07 form fields).
  * Everything is checked before anything is stored: a rejected request changes nothing.
  */
-import type { NodeRequest, NodeResponse } from '../server/adapters/node.js';
-import { type Grant, findToken, grantMatchers } from './authorization.js';
+import type { NodeRequest, NodeResponse } from '../../server/adapters/node.js';
+import { RateLimitedError, TransportUnavailableError } from '../core/errors.js';
+import { assertMayPublish } from '../core/grant.js';
+import { MAX_TOPICS, type Update, newUpdateId, toUpdate } from '../core/update.js';
+import { authenticate } from './authorization.js';
 import { readBody } from './body.js';
-import { DuplicateIdError, HttpError, InvalidUpdateError, TransportUnavailableError } from './errors.js';
 import type { HubContext } from './context.js';
-import { MAX_TOPICS, type Update, newUpdateId, toUpdate } from './update.js';
+import { HttpError } from './errors.js';
 
 export { MAX_TOPICS };
 const RESERVED = /^(?:[a-z][a-z0-9+.-]*:\/\/[^/?#]*)?\/\.well-known\/mercure(?:[/?#]|$)/i;
@@ -33,7 +35,7 @@ function checkCsrf(req: NodeRequest, allowed: string[]): void {
   }
 }
 
-/** Reads and validates the form into an update (no side effects). */
+/** Reads and validates the form into an update (no side effects); throws HttpError or the core's InvalidUpdateError. */
 export function parseUpdate(form: URLSearchParams): Update {
   const topics = form.getAll('topic');
   // Checked before the reserved topics, so that a missing or empty topic is a 400 whatever else is wrong.
@@ -48,27 +50,24 @@ export function parseUpdate(form: URLSearchParams): Update {
     if (!/^\d{1,15}$/.test(retryField)) throw new HttpError(400, 'invalid-retry', `the "retry" field must be a non-negative integer of milliseconds, got "${retryField}"`);
     retry = Number(retryField);
   }
-  try {
-    return toUpdate({ id: form.get('id') ?? newUpdateId(), topics, data: form.get('data') ?? '', private: form.has('private'), type: form.get('type') ?? undefined, retry });
-  } catch (error) {
-    throw error instanceof InvalidUpdateError ? new HttpError(400, error.reason, error.message) : error;
-  }
+  return toUpdate({ id: form.get('id') ?? newUpdateId(), topics, data: form.get('data') ?? '', private: form.has('private'), type: form.get('type') ?? undefined, retry });
 }
 
 /** Handles a publish request. */
 export async function handlePublish(ctx: HubContext, req: NodeRequest, res: NodeResponse, query: URLSearchParams): Promise<void> {
   const { hub } = ctx;
   const config = hub.config;
-  const found = findToken(req, query, config.cookieName);
-  if (found === undefined) throw new HttpError(401, 'missing-token', 'publishing needs a token with a "mercure.publish" claim (Authorization: Bearer, authorization query parameter, or cookie)', { 'www-authenticate': 'Bearer realm="ssehub"' });
-  const grant: Grant = await ctx.publisherVerifier.verify(found.token);
-  if (found.source === 'cookie') checkCsrf(req, config.publishOrigins);
-  if (grant.publish === undefined) throw new HttpError(403, 'no-publish-claim', 'the token has no "mercure.publish" claim, so it may not publish');
+  const { grant, source } = await authenticate(ctx, req, query, {
+    role: 'publisher',
+    missing: 'publishing needs a token with a "mercure.publish" claim (Authorization: Bearer, authorization query parameter, or cookie)',
+  });
+  if (source === 'cookie') checkCsrf(req, config.publishOrigins);
+  assertMayPublish(grant, []);
 
   if (ctx.rateLimiter !== undefined) {
     const key = grant.subject !== undefined ? `sub:${grant.subject}` : `addr:${req.socket.remoteAddress ?? ''}`;
     const decision = ctx.rateLimiter.take(key);
-    if (!decision.allowed) throw new HttpError(429, 'rate-limited', `publish rate limit exceeded (--publish-rate); retry in ${decision.retryAfter}s`, { 'retry-after': String(decision.retryAfter) });
+    if (!decision.allowed) throw new RateLimitedError(decision.retryAfter);
   }
 
   const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
@@ -78,9 +77,7 @@ export async function handlePublish(ctx: HubContext, req: NodeRequest, res: Node
   const body = await readBody(req, res, config.maxBody);
   const update = parseUpdate(new URLSearchParams(body.toString('utf8')));
 
-  const allowed = grantMatchers(grant.publish, 'mercure.publish');
-  const refused = update.topics.find((t) => !allowed.some((m) => m(t)));
-  if (refused !== undefined) throw new HttpError(403, 'topic-not-allowed', `the token's "mercure.publish" claim does not allow topic "${refused}"`);
+  assertMayPublish(grant, update.topics);
 
   const trace = hub.tracing?.publish(req.headers);
   const started = performance.now();
@@ -90,9 +87,8 @@ export async function handlePublish(ctx: HubContext, req: NodeRequest, res: Node
     trace?.done(stored, performance.now() - started);
   } catch (error) {
     trace?.done(update, performance.now() - started, error);
-    if (error instanceof InvalidUpdateError) throw new HttpError(400, error.reason, error.message);
-    if (error instanceof DuplicateIdError) throw new HttpError(409, 'duplicate-id', `${error.message}; IDs must be unique so that Last-Event-ID resumes at one place`);
-    if (error instanceof TransportUnavailableError) throw new HttpError(503, 'transport-unavailable', `the update may not have been stored (retry with the same id: a 409 then means it was): ${error.message}`, { 'retry-after': '1' });
+    // What a 503 means for a publish: it may have been stored all the same.
+    if (error instanceof TransportUnavailableError) throw new HttpError(503, error.reason, `the update may not have been stored (retry with the same id: a 409 then means it was): ${error.message}`, { 'retry-after': '1' });
     throw error;
   }
   res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }).end(stored.id);

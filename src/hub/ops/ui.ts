@@ -5,17 +5,18 @@
  * `--dev`; the page itself holds no data.
  */
 import { readFile } from 'node:fs/promises';
-import { findToken } from './authorization.js';
-import type { HubContext } from './context.js';
-import { HttpError } from './errors.js';
-import { HUB_PATH } from './http.js';
-import { readBody } from './body.js';
-import { signToken } from './token.js';
+import type { NodeRequest, NodeResponse } from '../../server/adapters/node.js';
+import { NotAllowedError } from '../core/errors.js';
+import { authenticate } from '../mercure/authorization.js';
+import { readBody } from '../mercure/body.js';
+import type { HubContext } from '../mercure/context.js';
+import { HttpError } from '../mercure/errors.js';
+import { HUB_PATH } from '../mercure/paths.js';
+import { signToken } from '../mercure/token.js';
 import { UI_PAGE } from './ui-page.js';
-import type { NodeRequest, NodeResponse } from '../server/adapters/node.js';
 
-/** The browser bundle, built by `npm run build` into dist/browser (src/hub and dist/hub both sit two levels below the package). */
-const CLIENT_BUNDLE = new URL('../../dist/browser/ssehub-client.js', import.meta.url);
+/** The browser bundle, built by `npm run build` into dist/browser (src/hub/ops and dist/hub/ops both sit three levels below the package). */
+const CLIENT_BUNDLE = new URL('../../../dist/browser/ssehub-client.js', import.meta.url);
 let bundle: Promise<Buffer> | undefined;
 
 const NO_STORE = { 'cache-control': 'no-store' };
@@ -51,7 +52,7 @@ export async function handleUi(ctx: HubContext, req: NodeRequest, res: NodeRespo
     const state = {
       dev: hub.config.dev,
       hubPath: HUB_PATH,
-      connections: hub.streams.size,
+      connections: hub.connections.size,
       subscriptions: await value(hub.metrics.subscriptions),
       updatesPublished: await value(hub.metrics.updatesPublished),
       deliveries: await value(hub.metrics.deliveries),
@@ -90,8 +91,6 @@ export async function handleUi(ctx: HubContext, req: NodeRequest, res: NodeRespo
 /** The dashboard's data needs a token with `ssehub.ui: true`, except in `--dev`. */
 async function authorize(ctx: HubContext, req: NodeRequest, query: URLSearchParams): Promise<void> {
   if (ctx.hub.config.dev) return;
-  const found = findToken(req, query, ctx.hub.config.cookieName);
-  if (found === undefined) throw new HttpError(401, 'missing-token', 'the dashboard needs a token with the claim "ssehub.ui": true (ssehub token --ui)', { 'www-authenticate': 'Bearer realm="ssehub"' });
-  const grant = await (ctx.subscriberVerifier ?? ctx.publisherVerifier).verify(found.token);
-  if (!grant.ui) throw new HttpError(403, 'no-ui-claim', 'the token has no "ssehub.ui": true claim, so it may not read the dashboard');
+  const { grant } = await authenticate(ctx, req, query, { role: 'ui', missing: 'the dashboard needs a token with the claim "ssehub.ui": true (ssehub token --ui)' });
+  if (!grant.ui) throw new NotAllowedError('no-ui-claim', 'the token has no "ssehub.ui": true claim, so it may not read the dashboard');
 }

@@ -1,6 +1,6 @@
 /** Signing tokens (`ssehub token`, and the printed tokens of `--dev`). */
 import { SignJWT } from 'jose';
-import type { Algorithm } from './authorization.js';
+import type { Algorithm } from '../core/tokens.js';
 
 /** What a token should grant. */
 export interface TokenClaims {
