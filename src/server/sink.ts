@@ -1,6 +1,6 @@
-/** The byte transport under a stream: a Node response, or the controller of a Fetch `Response` body. */
+/** The sink under a stream, where its bytes go: a Node response or socket, or the controller of a Fetch `Response` body. */
 export interface Sink {
-  /** Writes bytes; `false` means the transport's buffer is full and the stream should wait for `ondrain`. */
+  /** Writes bytes; `false` means the sink's buffer is full and the stream should wait for `ondrain`. */
   write(chunk: Uint8Array): boolean;
   /** Sends what was written, then closes. */
   end(): void;
@@ -8,7 +8,7 @@ export interface Sink {
   destroy(): void;
   /** Set by the stream: called when a full buffer has room again. */
   ondrain: (() => void) | null;
-  /** Set by the stream: called once when the transport has closed, for whatever reason. */
+  /** Set by the stream: called once when the sink has closed, for whatever reason. */
   onclose: ((error?: Error) => void) | null;
   /**
    * `false` once the underlying connection is gone. Checked on every heartbeat as a safety net:

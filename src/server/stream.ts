@@ -80,9 +80,9 @@ export class Stream extends EventEmitter<StreamEvents> {
   readonly lastEventId: string | undefined;
   /** When the stream was opened (ms since the epoch). */
   readonly openedAt = Date.now();
-  /** Bytes handed to the transport. */
+  /** Bytes handed to the sink. */
   bytesWritten = 0;
-  /** Events handed to the transport. */
+  /** Events handed to the sink. */
   eventsWritten = 0;
   /** Events discarded by the `drop` policy. */
   eventsDropped = 0;
@@ -118,7 +118,7 @@ export class Stream extends EventEmitter<StreamEvents> {
     this.#retry = options.retry ?? DEFAULT_RETRY;
     this.#closeTimeout = options.closeTimeout ?? 5000;
     sink.ondrain = () => this.#drained();
-    sink.onclose = (error) => this.#transportClosed(error);
+    sink.onclose = (error) => this.#sinkClosed(error);
 
     let preamble = encodeComment(options.firstComment ?? 'ok');
     if (this.#retry !== false) preamble += encodeRetry(this.#retry);
@@ -152,13 +152,13 @@ export class Stream extends EventEmitter<StreamEvents> {
     return this.#reason;
   }
 
-  /** `true` while the transport's buffer is full: further writes queue (and count against the bounds). */
+  /** `true` while the sink's buffer is full: further writes queue (and count against the bounds). */
   get blocked(): boolean {
     return this.#blocked;
   }
 
   /**
-   * Resolves once the transport can take more bytes (at once if it can now), or the stream closed.
+   * Resolves once the sink can take more bytes (at once if it can now), or the stream closed.
    * For producers with a large backlog, such as a history replay, that should pace themselves
    * instead of filling the queue.
    */
@@ -280,7 +280,7 @@ export class Stream extends EventEmitter<StreamEvents> {
     for (const wake of waiters) wake();
   }
 
-  #transportClosed(error?: Error): void {
+  #sinkClosed(error?: Error): void {
     if (this.#state === 'closed') return;
     const reset = error === undefined || ['ECONNRESET', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE'].includes((error as NodeJS.ErrnoException).code ?? '');
     this.#reason ??= reset ? 'client-closed' : 'error';

@@ -8,28 +8,29 @@
 /** Base of the core's refusals. */
 export abstract class HubError extends Error {
   /** A short label for metrics and logs (`invalid-id`, `over-capacity`, …). */
-  abstract readonly reason: string;
+  readonly reason: string;
+  constructor(reason: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.reason = reason;
+  }
 }
 
 /** An update that cannot be stored or sent: `field` names the part that is wrong. */
 export class InvalidUpdateError extends HubError {
   override readonly name = 'InvalidUpdateError';
   readonly field: string;
-  readonly reason: string;
   constructor(field: string, reason: string, message: string) {
-    super(message);
+    super(reason, message);
     this.field = field;
-    this.reason = reason;
   }
 }
 
 /** A topic selector that cannot be compiled (a malformed URI template). */
 export class InvalidSelectorError extends HubError {
   override readonly name = 'InvalidSelectorError';
-  readonly reason = 'invalid-selector';
   readonly selector: string;
   constructor(selector: string, message: string) {
-    super(message);
+    super('invalid-selector', message);
     this.selector = selector;
   }
 }
@@ -37,66 +38,55 @@ export class InvalidSelectorError extends HubError {
 /** A subscription that cannot be served as asked (no topic, too many). */
 export class InvalidSubscriptionError extends HubError {
   override readonly name = 'InvalidSubscriptionError';
-  readonly reason: string;
-  constructor(reason: string, message: string) {
-    super(message);
-    this.reason = reason;
-  }
 }
 
-/** A token that cannot be trusted or read: missing, forged, expired, or with malformed claims. */
+/** A token that cannot be trusted or read: `invalid-token` (signature, expiry, form) or `invalid-claim` (a claim of the wrong shape). */
 export class InvalidTokenError extends HubError {
   override readonly name = 'InvalidTokenError';
-  /** `missing-token`, `invalid-token` (signature, expiry, form) or `invalid-claim` (a claim of the wrong shape). */
-  readonly reason: 'missing-token' | 'invalid-token' | 'invalid-claim';
+  declare readonly reason: 'missing-token' | 'invalid-token' | 'invalid-claim';
   constructor(reason: 'missing-token' | 'invalid-token' | 'invalid-claim', message: string) {
-    super(message);
-    this.reason = reason;
+    super(reason, message);
   }
 }
 
 /** A valid token that does not allow what was asked (publishing to a topic, reading the dashboard). */
 export class NotAllowedError extends HubError {
   override readonly name = 'NotAllowedError';
-  readonly reason: string;
-  constructor(reason: string, message: string) {
-    super(message);
-    this.reason = reason;
-  }
 }
 
 /** An update ID that is already in history: a second one would make resume ambiguous. */
 export class DuplicateIdError extends HubError {
   override readonly name = 'DuplicateIdError';
-  readonly reason = 'duplicate-id';
+  constructor(message: string) {
+    super('duplicate-id', message);
+  }
 }
 
 /** The transport could not store or read an update. */
 export class TransportUnavailableError extends HubError {
   override readonly name = 'TransportUnavailableError';
-  readonly reason = 'transport-unavailable';
+  constructor(message: string, options?: ErrorOptions) {
+    super('transport-unavailable', message, options);
+  }
 }
 
 /** The hub is shutting down and takes no new connections. */
 export class DrainingError extends HubError {
   override readonly name = 'DrainingError';
-  readonly reason = 'draining';
   constructor() {
-    super('the hub is shutting down; reconnect (to another node)');
+    super('draining', 'the hub is shutting down; reconnect (to another node)');
   }
 }
 
 /** A connection over a limit: this process's (`node`) or one client address's (`address`). */
 export class OverCapacityError extends HubError {
   override readonly name = 'OverCapacityError';
-  readonly reason: 'over-capacity' | 'too-many-connections';
   readonly scope: 'node' | 'address';
   /** Seconds a client should wait before trying again. */
   readonly retryAfter: number;
   constructor(scope: 'node' | 'address', message: string, retryAfter: number) {
-    super(message);
+    super(scope === 'node' ? 'over-capacity' : 'too-many-connections', message);
     this.scope = scope;
-    this.reason = scope === 'node' ? 'over-capacity' : 'too-many-connections';
     this.retryAfter = retryAfter;
   }
 }
@@ -104,11 +94,10 @@ export class OverCapacityError extends HubError {
 /** Too many publishes for one token subject or address. */
 export class RateLimitedError extends HubError {
   override readonly name = 'RateLimitedError';
-  readonly reason = 'rate-limited';
   /** Seconds until one more would be allowed. */
   readonly retryAfter: number;
   constructor(retryAfter: number) {
-    super(`publish rate limit exceeded (--publish-rate); retry in ${retryAfter}s`);
+    super('rate-limited', `publish rate limit exceeded (--publish-rate); retry in ${retryAfter}s`);
     this.retryAfter = retryAfter;
   }
 }

@@ -218,9 +218,10 @@ export class Hub extends EventEmitter<HubEvents> {
     this.metrics.connections.dec();
     this.metrics.subscriptions.dec(subscriber.selectors.length);
     this.metrics.closed.inc({ reason });
+    // An SSE connection is a stream; other protocols' connections are named by their protocol.
     this.log.info(
-      { conn: subscriber.id, addr: subscriber.address, topics: subscriber.selectors.length, duration_ms: Date.now() - info.openedAt, bytes: info.bytes, events: info.events, reason },
-      'stream closed',
+      { conn: subscriber.id, protocol: subscriber.protocol, addr: subscriber.address, topics: subscriber.selectors.length, duration_ms: Date.now() - info.openedAt, bytes: info.bytes, events: info.events, reason },
+      subscriber.protocol === 'sse' ? 'stream closed' : `${subscriber.protocol} connection closed`,
     );
     this.emit('unsubscribed', subscriber, reason);
   }

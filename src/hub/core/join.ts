@@ -40,6 +40,8 @@ export interface JoinRequest {
   grant: Grant | undefined;
   /** The client's address, for per-address limits and logs. */
   address: string;
+  /** The wire protocol it came with, for logs and metrics (`sse` for the Mercure front-end). */
+  protocol?: string;
   /** The position to resume after, if any. */
   lastEventId: string | undefined;
   /**
@@ -75,7 +77,7 @@ export async function join(hub: Hub, request: JoinRequest): Promise<Subscription
   checkSelectors(request.selectors);
   const privateMatchers = grantMatchers(request.grant?.subscribe, 'mercure.subscribe');
   const releaseSlot = hub.admitConnection(request.address);
-  const subscriber = new Subscriber({ id: newSubscriberId(), selectors: request.selectors, privateMatchers, address: request.address, payload: request.grant?.payload, maxPending: MAX_PENDING });
+  const subscriber = new Subscriber({ id: newSubscriberId(), selectors: request.selectors, privateMatchers, address: request.address, payload: request.grant?.payload, maxPending: MAX_PENDING, protocol: request.protocol });
   hub.admit(subscriber);
 
   const { lastEventId } = request;

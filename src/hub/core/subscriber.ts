@@ -36,6 +36,8 @@ export class Subscriber {
   readonly selectors: string[];
   /** The client's address. */
   readonly address: string;
+  /** The wire protocol it came with (`sse`, …). */
+  readonly protocol: string;
   /** `mercure.payload` of its token. */
   readonly payload: unknown;
   /** Where its events are written; set once the connection is open. */
@@ -58,8 +60,9 @@ export class Subscriber {
     this.outlet = outlet;
   }
 
-  constructor(init: { id: string; selectors: string[]; privateMatchers: Matcher[]; address: string; payload: unknown; maxPending: number }) {
+  constructor(init: { id: string; selectors: string[]; privateMatchers: Matcher[]; address: string; payload: unknown; maxPending: number; protocol?: string | undefined }) {
     this.id = init.id;
+    this.protocol = init.protocol ?? 'sse';
     this.selectors = init.selectors;
     this.address = init.address;
     this.payload = init.payload;

@@ -31,6 +31,7 @@ export async function handleSubscribe(ctx: HubContext, req: NodeRequest, res: No
     selectors,
     grant: auth?.grant,
     address: req.socket.remoteAddress ?? 'unknown',
+    protocol: 'sse',
     lastEventId,
     open: (resume) => {
       const headers: Record<string, string> = { 'cache-control': HUB_CACHE_CONTROL };

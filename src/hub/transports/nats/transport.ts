@@ -1,45 +1,8 @@
 /**
  * `nats://[USER:PASSWORD@|TOKEN@]HOST:PORT[?OPTIONS]`: NATS JetStream, for several hub nodes.
- *
- * Options (query string):
- * - `stream=NAME`    the JetStream stream (default `SSEHUB`); created, or updated to the limits below.
- * - `subject=PREFIX` subject prefix (default `ssehub`): updates are stored on `PREFIX.updates.*`.
- * - `timeout=MS`     how long a publish or a read may wait for the server before it fails with 503
- *                    (default 2000). When the connection is known to be down they fail at once.
- * - `replicas=N`     stream replicas in a JetStream cluster (default 1).
- * - `heartbeat=MS`   idle heartbeat of the live consumer (default 1000); about three missed ones
- *                    make a node recreate it, e.g. after the server dropped it.
- * `--history-size` is the stream's `max_msgs` and `--history-ttl` its `max_age` (file storage,
- * discard old). The first node to start creates the stream; a node with other limits updates it.
- *
- * How the Transport contract maps onto JetStream:
- * - `seq` is the stream sequence: assigned by the server, the same on every node, increasing.
- * - Each update is stored on a subject of its own, `PREFIX.updates.<base64url(sha256(id))>`,
- *   published with `Nats-Expected-Last-Subject-Sequence: 0`. The server stores it only if no
- *   retained message has that subject, in the same step as the write, so two nodes publishing one
- *   ID at once get exactly one success (the other: error 10071, a DuplicateIdError). There is no
- *   side index (such as a KV bucket) that could disagree with the stream after a crash between two
- *   writes, and no dependence on the duplicate window (`Nats-Msg-Id` is not used): an ID is known
- *   exactly as long as its update is retained, so trimming makes it unknown in the same step.
- * - `history(id)` finds the ID's sequence with a "last message for subject" get, reads the stream's
- *   last sequence as `head`, and reads `(seq, head]`: up to 16 updates with parallel gets by
- *   sequence, more through a short-lived ephemeral consumer. If any update of that range was
- *   trimmed in the meantime, `found` is false (resync), never a gap.
- * - Live updates come from one ephemeral push consumer per process (no acks, flow control, idle
- *   heartbeats) that starts after the last sequence handed to listeners. It is recreated from that
- *   sequence after a reconnect, a consumer sequence gap, or missed heartbeats, and sequences
- *   already delivered are skipped: listeners get every retained update once, in stream order.
- * - `dispatch` resolves once the server acknowledged the write (file storage) and this process's
- *   listeners have seen the update (bounded by `timeout`), so a subscriber on the publishing node
- *   has it by the time the publisher gets 200.
- * - Server unreachable: `ready()` is false and `dispatch`/`history` reject at once with
- *   TransportUnavailableError; the client reconnects forever with a growing, jittered delay; once
- *   back, the stream is declared again and the live consumer resumes where it stopped.
- *
- * Limits: a publish that times out (or is cut by a disconnect) may still have been stored; it is
- * then delivered, and publishing the same ID again answers 409, which tells the publisher so.
- * A process that falls further behind than `--history-size` updates skips the ones trimmed meanwhile.
- * An update larger than the server's `max_payload` (1 MB by default) is refused with 503.
+ * Options: nats/url.ts. How the contract maps onto JetStream (one subject per ID for atomic
+ * duplicate checks, history by sequence, the live consumer, outages): docs/scaling.md, "NATS
+ * JetStream: how it works".
  */
 import {
   DiscardPolicy,

@@ -1,4 +1,16 @@
-/** The `nats://` URL: its options, and the client's reconnect delay. */
+/**
+ * The `nats://` URL: its options, and the client's reconnect delay.
+ *
+ * - `stream=NAME`    the JetStream stream (default `SSEHUB`); created, or updated to the limits.
+ * - `subject=PREFIX` subject prefix (default `ssehub`): updates are stored on `PREFIX.updates.*`.
+ * - `timeout=MS`     how long a publish or a read may wait for the server before it fails with 503
+ *                    (default 2000). When the connection is known to be down they fail at once.
+ * - `replicas=N`     stream replicas in a JetStream cluster (default 1).
+ * - `heartbeat=MS`   idle heartbeat of the live consumer (default 1000); about three missed ones
+ *                    make a node recreate it, e.g. after the server dropped it.
+ * `--history-size` is the stream's `max_msgs` and `--history-ttl` its `max_age` (file storage,
+ * discard old). The first node to start creates the stream; a node with other limits updates it.
+ */
 
 /** Reconnect delay bounds: it grows with the length of the outage, with jitter. */
 const RECONNECT_MIN_MS = 100;

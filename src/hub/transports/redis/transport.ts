@@ -1,33 +1,8 @@
 /**
  * `redis://[USER:PASSWORD@]HOST:PORT[/DB][?OPTIONS]` (`rediss://` for TLS): Redis Streams, so that
- * several hub nodes share one history and every node sees every update.
- *
- * Options (query string):
- * - `key=PREFIX` — prefix of the two keys used, `{PREFIX}:updates` (the stream) and `{PREFIX}:ids`
- *   (a hash from update ID to stream entry ID); default `ssehub`. The braces are a hash tag, so
- *   both keys live in one slot. Every node of one hub must use the same prefix and limits.
- * - `maxlen=N` — updates kept, instead of `--history-size` (0: no history, live delivery only).
- * - `maxage=DURATION` — how long an update is kept (`90s`, `7d`…), instead of `--history-ttl` (0: no limit).
- * - `timeout=DURATION` — how long a command may take before the publish answers 503 and the
- *   connection is treated as dead (default `1s`).
- *
- * How it works:
- * - Publishing runs one Lua script (atomic on the server, so two nodes publishing the same ID at
- *   once cannot both succeed): it drops entries past `maxage`, refuses an ID whose entry is still
- *   in the stream, XADDs the update, records ID → entry ID in the hash, and trims the stream to
- *   `maxlen` exactly, forgetting the IDs of the entries it drops. A trimmed ID is therefore unknown.
- * - `seq` is derived from the entry ID `MS-N` as `MS × 2³² + N`: the server's order, the same on
- *   every node. Ages are measured on the server's clock (entry IDs and TIME), not the hub's.
- * - A second connection reads the stream with a blocking XREAD from the last entry it delivered,
- *   so listeners get every entry once, in stream order, and resume where they were after a
- *   reconnect. `dispatch` resolves once this node's listeners have been given the update (or after
- *   `timeout` if the reader is behind), like the in-process transports.
- * - `history` reads the newest entry (its `head`) and the resume ID's entry in one script, then
- *   pages through XRANGE up to `head`; each page starts at the previous page's last entry and
- *   checks it is still there, so a trim that overtakes the read turns into `found: false` rather
- *   than a silent gap.
- * - Commands are never queued while disconnected: a publish fails at once with 503, `ready()` is
- *   false, and the client reconnects with a capped exponential backoff.
+ * several hub nodes share one history and every node sees every update. Options: redis/url.ts.
+ * How the contract maps onto Redis (the publish script, seq from entry IDs, the XREAD reader,
+ * paged history reads that notice a trim): docs/scaling.md, "Redis: how it works".
  */
 import { Redis } from 'ioredis';
 import { DuplicateIdError, TransportUnavailableError } from '../../core/errors.js';

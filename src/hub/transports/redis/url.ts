@@ -1,4 +1,14 @@
-/** The `redis://` URL: its options and the connection settings they make. */
+/**
+ * The `redis://` URL: its options and the connection settings they make.
+ *
+ * - `key=PREFIX` — prefix of the two keys used, `{PREFIX}:updates` (the stream) and `{PREFIX}:ids`
+ *   (a hash from update ID to stream entry ID); default `ssehub`. The braces are a hash tag, so
+ *   both keys live in one slot. Every node of one hub must use the same prefix and limits.
+ * - `maxlen=N` — updates kept, instead of `--history-size` (0: no history, live delivery only).
+ * - `maxage=DURATION` — how long an update is kept (`90s`, `7d`…), instead of `--history-ttl` (0: no limit).
+ * - `timeout=DURATION` — how long a command may take before the publish answers 503 and the
+ *   connection is treated as dead (default `1s`).
+ */
 import type { RedisOptions } from 'ioredis';
 import { parseDuration } from '../../config.js';
 import type { HistoryLimits } from '../transport.js';
