@@ -1,5 +1,6 @@
-// The Redis Streams transport against a real redis-server started for this file: the Transport
-// contract, several nodes on one stream, trimming, outages, and two hubs sharing one Redis.
+// The Redis Streams transport against a real redis-server started for this file: what only it
+// does (its URL options, its ID index, several nodes on one stream, outages, two hubs sharing one
+// Redis). The Transport contract it shares with the others is test/hub/transport-contract.test.ts.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { type AddressInfo, createServer } from 'node:net';
@@ -80,161 +81,16 @@ async function open(limits: HistoryLimits = NO_LIMITS, options: { key?: string; 
   return t;
 }
 
-describe('redis transport: the Transport contract', () => {
-  it('sets an increasing seq on each dispatch and has called the listeners, in dispatch order, when dispatch resolves', T, async () => {
-    const t = await open();
-    const seen = record(t);
-    const sent: Update[] = [];
-    for (const name of ['a', 'b', 'c']) {
-      const u = update(name);
-      await t.dispatch(u);
-      sent.push(u);
-      assert.equal(seen.at(-1)?.id, name, `the listener has ${name} once its dispatch resolved`);
-    }
-    assert.deepEqual(ids(seen), ['a', 'b', 'c']);
-    const seqs = sent.map((u) => u.seq as bigint);
-    assert.ok(seqs.every((s, i) => typeof s === 'bigint' && (i === 0 || s > (seqs[i - 1] as bigint))), `seqs: ${seqs.join(', ')}`);
-    assert.deepEqual(seen.map((u) => u.seq), seqs);
-  });
-
-  it('stops calling a listener once it unsubscribed', T, async () => {
-    const t = await open();
-    const seen: string[] = [];
-    const off = t.subscribe((u) => seen.push(u.id));
-    await dispatchAll(t, ['a']);
-    off();
-    await dispatchAll(t, ['b']);
-    assert.deepEqual(seen, ['a']);
-  });
-
-  it('returns all of history, oldest first, for `earliest`, with head at the newest seq', T, async () => {
-    const t = await open();
-    const sent = await dispatchAll(t, ['a', 'b', 'c']);
-    const result = await t.history('earliest', all);
-    assert.equal(result.found, true);
-    assert.deepEqual(ids(result.updates), ['a', 'b', 'c']);
-    assert.equal(result.head, sent[2]?.seq);
-    assert.deepEqual(result.updates.map((u) => u.seq), sent.map((u) => u.seq));
-  });
-
-  it('returns only the updates after a known ID, with found true', T, async () => {
-    const t = await open();
-    await dispatchAll(t, ['a', 'b', 'c', 'd']);
-    const result = await t.history('b', all);
-    assert.equal(result.found, true);
-    assert.deepEqual(ids(result.updates), ['c', 'd']);
-  });
-
-  it('returns everything kept, with found false, for an unknown ID', T, async () => {
-    const t = await open();
-    await dispatchAll(t, ['a', 'b']);
-    const result = await t.history('never-seen', all);
-    assert.equal(result.found, false);
-    assert.deepEqual(ids(result.updates), ['a', 'b']);
-  });
-
-  it('answers an empty history with found false for an ID, found true for `earliest`, and head 0', T, async () => {
-    const t = await open();
-    assert.deepEqual(await t.history('x', all), { updates: [], found: false, head: 0n });
-    assert.deepEqual(await t.history('earliest', all), { updates: [], found: true, head: 0n });
-  });
-
-  it('applies the filter to what it returns', T, async () => {
-    const t = await open();
-    await dispatchAll(t, ['a', 'b', 'c', 'd']);
-    const result = await t.history('earliest', (u) => u.id !== 'b' && u.id !== 'd');
-    assert.deepEqual(ids(result.updates), ['a', 'c']);
-  });
-
-  it('reads a history longer than one page completely and in order', T, async () => {
-    const t = await open();
-    const names = Array.from({ length: 2600 }, (_, i) => `p${i}`);
-    // Dispatches issued together travel in order on one connection, so the stream keeps `names`' order.
-    for (let i = 0; i < names.length; i += 200) await Promise.all(names.slice(i, i + 200).map((n) => t.dispatch(update(n))));
-    const fromStart = await t.history('earliest', all);
-    assert.deepEqual(ids(fromStart.updates), names);
-    const resumed = await t.history('p4', all);
-    assert.equal(resumed.found, true);
-    assert.deepEqual(ids(resumed.updates), names.slice(5));
-  });
-
-  it('keeps id, topics, data, private, type, retry and publishedAt, through history and to listeners', T, async () => {
-    const t = await open();
-    const seen = record(t);
-    const u = update('full', { topics: ['https://example.com/x', 'urn:alt'], data: 'line 1\nline 2 é ✓', private: true, type: 'changed', retry: 2500, publishedAt: 1_700_000_000_123 });
-    await t.dispatch(u);
-    const [read] = (await t.history('earliest', all)).updates;
-    assert.deepEqual(read, u);
-    assert.deepEqual(seen, [u]);
-  });
-
-  it('rejects a duplicate ID with DuplicateIdError and stores nothing', T, async () => {
-    const t = await open();
-    const seen: string[] = [];
-    t.subscribe((u) => seen.push(u.id));
-    await dispatchAll(t, ['a']);
-    await assert.rejects(t.dispatch(update('a', { data: 'again' })), DuplicateIdError);
-    await dispatchAll(t, ['b']);
-    assert.deepEqual(seen, ['a', 'b']);
-    const result = await t.history('earliest', all);
-    assert.deepEqual(result.updates.map((u) => u.data), ['data of a', 'data of b']);
-  });
-
-  it('keeps at most `size` updates, dropping the oldest; a dropped ID becomes unknown', T, async () => {
-    const t = await open({ size: 3, ttl: 0 });
-    await dispatchAll(t, ['u1', 'u2', 'u3', 'u4', 'u5', 'u6']);
-    const everything = await t.history('earliest', all);
-    assert.deepEqual(ids(everything.updates), ['u4', 'u5', 'u6']);
-    const fromTrimmed = await t.history('u2', all);
-    assert.equal(fromTrimmed.found, false);
-    assert.deepEqual(ids(fromTrimmed.updates), ['u4', 'u5', 'u6']);
-    const fromKept = await t.history('u4', all);
-    assert.equal(fromKept.found, true);
-    assert.deepEqual(ids(fromKept.updates), ['u5', 'u6']);
-  });
-
-  it('accepts a trimmed ID again, and forgets trimmed IDs so the ID index stays as small as the stream', T, async () => {
+describe('redis transport: its ID index', () => {
+  it('forgets the IDs it trims, so the ID index stays as small as the stream', T, async () => {
     const key = `test-${randomUUID()}`;
     const t = await open({ size: 2, ttl: 0 }, { key });
     await dispatchAll(t, ['u1', 'u2', 'u3', 'u4', 'u5']);
     await dispatchAll(t, ['u1']);
-    assert.deepEqual(ids((await t.history('earliest', all)).updates), ['u5', 'u1']);
     const admin = new Redis(server.port, '127.0.0.1');
     after(() => admin.disconnect());
     assert.equal(await admin.hlen(`{${key}}:ids`), 2);
     assert.equal(await admin.xlen(`{${key}}:updates`), 2);
-  });
-
-  it('drops updates older than `ttl` (on the Redis clock); a dropped ID becomes unknown', T, async () => {
-    const ttl = 300;
-    const t = await open({ size: 100, ttl });
-    const [old] = await dispatchAll(t, ['old']);
-    // The entry's age counts from its stream ID, i.e. the server's time when it was stored.
-    const storedAt = Number((old?.seq as bigint) >> 32n);
-    await new Promise((resolve) => setTimeout(resolve, Math.max(storedAt + ttl + 50 - Date.now(), 0)));
-    await dispatchAll(t, ['fresh']);
-    const everything = await t.history('earliest', all);
-    assert.deepEqual(ids(everything.updates), ['fresh']);
-    const fromOld = await t.history('old', all);
-    assert.equal(fromOld.found, false);
-    assert.deepEqual(ids(fromOld.updates), ['fresh']);
-    await dispatchAll(t, ['old']);
-    assert.deepEqual(ids((await t.history('earliest', all)).updates), ['fresh', 'old'], 'an expired ID may be published again');
-  });
-
-  it('reports the newest ID in history, or undefined when it is empty', T, async () => {
-    const t = await open();
-    assert.equal(await t.lastId(), undefined);
-    await dispatchAll(t, ['a', 'b']);
-    assert.equal(await t.lastId(), 'b');
-  });
-
-  it('is not ready after close, and rejects dispatch with TransportUnavailableError', T, async () => {
-    const t = await open();
-    assert.equal(t.ready(), true);
-    await t.close();
-    assert.equal(t.ready(), false);
-    await assert.rejects(t.dispatch(update('late')), TransportUnavailableError);
   });
 });
 
