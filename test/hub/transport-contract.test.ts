@@ -115,18 +115,6 @@ function record(transport: Transport): Update[] {
   return seen;
 }
 
-/**
- * A behaviour the contract asks of every transport that one of them lacks today: its test still
- * runs there, and a failure is reported as TODO (with `reason`) instead of failing the run.
- */
-function lacking(kind: TransportKind, name: string, reason: string) {
-  return kind.name === name ? { ...T, todo: reason } : T;
-}
-
-// sqlite forgets an ID only when its background trim (every 10 s) deletes the row: until then a
-// trimmed or expired ID is unknown to history (a resume from it starts over) yet refused as a duplicate.
-const SQLITE_REFUSES_TRIMMED_IDS = 'sqlite refuses a trimmed or expired ID with DuplicateIdError until its background trim deletes the row';
-
 /** Polls `check` (a safety-net deadline, not an assertion on time). */
 async function until(check: () => Promise<boolean>, what: string): Promise<void> {
   const deadline = Date.now() + 10_000;
@@ -298,7 +286,7 @@ describe('the Transport contract', { concurrency: true }, () => {
         assert.deepEqual(ids(fromKept.updates), ['u5', 'u6']);
       });
 
-      it('accepts a trimmed ID again, since it is no longer in history', lacking(kind, 'sqlite', SQLITE_REFUSES_TRIMMED_IDS), async () => {
+      it('accepts a trimmed ID again, since it is no longer in history', T, async () => {
         const t = await open({ size: 1, ttl: 0 });
         await dispatchAll(t, ['a', 'b']);
         await t.dispatch(update('a', { data: 'a again' }));
@@ -320,7 +308,7 @@ describe('the Transport contract', { concurrency: true }, () => {
         assert.equal(await t.lastId(), 'fresh');
       });
 
-      it('accepts an expired ID again, since it is no longer in history', lacking(kind, 'sqlite', SQLITE_REFUSES_TRIMMED_IDS), async () => {
+      it('accepts an expired ID again, since it is no longer in history', T, async () => {
         const t = await open({ size: 100, ttl: 300 });
         await t.dispatch(update('a'));
         await until(async () => (await t.history('earliest', all)).updates.length === 0, '"a" to expire');

@@ -95,6 +95,7 @@ export class SqliteTransport implements Transport {
   #insert: Database.Statement;
   #insertBatch: (batch: Pending[], duplicates: Set<Pending>) => void;
   #findSeq: Database.Statement;
+  #forgetStale: Database.Statement;
   #after: Database.Statement;
   #head: Database.Statement;
   #last: Database.Statement;
@@ -123,15 +124,25 @@ export class SqliteTransport implements Transport {
       for (const p of batch) {
         const u = p.update;
         u.publishedAt ??= Date.now();
-        try {
+        const insert = () => {
           const result = this.#insert.run(u.id, JSON.stringify(u.topics), u.data, u.private ? 1 : 0, u.type ?? null, u.retry ?? null, u.publishedAt);
           u.seq = BigInt(result.lastInsertRowid);
+        };
+        try {
+          insert();
         } catch (error) {
           if ((error as { code?: string }).code !== 'SQLITE_CONSTRAINT_UNIQUE') throw error;
-          duplicates.add(p);
+          // An ID is known only while its update is kept: one past the limits, not yet removed by
+          // the background trim, is gone for resume already, so it may be used again.
+          if (this.#forgetStale.run(u.id, (this.#head.get() as bigint) - BigInt(this.#limits.size), this.#since()).changes === 0) {
+            duplicates.add(p);
+            continue;
+          }
+          insert();
         }
       }
     });
+    this.#forgetStale = this.#db.prepare('DELETE FROM updates WHERE id = ? AND (seq <= ? OR published_at < ?)');
     this.#findSeq = this.#db.prepare('SELECT seq FROM updates WHERE id = ? AND seq > ? AND published_at >= ?').pluck().safeIntegers(true);
     this.#after = this.#db.prepare('SELECT * FROM updates WHERE seq > ? AND published_at >= ? ORDER BY seq');
     this.#head = this.#db.prepare("SELECT COALESCE(MAX(seq), 0) FROM updates").pluck().safeIntegers(true);
@@ -218,7 +229,11 @@ export class SqliteTransport implements Transport {
   #remember(update: Update): void {
     this.#recent.push(update);
     this.#recentIds.set(update.id, update);
-    if (this.#recent.length > Math.min(RECENT, this.#limits.size)) this.#recentIds.delete((this.#recent.shift() as Update).id);
+    if (this.#recent.length > Math.min(RECENT, this.#limits.size)) {
+      const oldest = this.#recent.shift() as Update;
+      // Unless the ID was used again since (by an update kept now).
+      if (this.#recentIds.get(oldest.id) === oldest) this.#recentIds.delete(oldest.id);
+    }
   }
 
   /** A history read served from the recent updates, or `undefined` when the ID is not among them. */
