@@ -7,6 +7,7 @@
  * position it read up to, so the hub can join history and live updates with neither gap nor
  * duplicate even when the read is asynchronous.
  */
+import type { PresenceStore } from '../core/presence.js';
 import type { Update } from '../core/update.js';
 
 /** What a history read returns. */
@@ -50,6 +51,11 @@ export interface BasicTransport {
   lastId?(): Promise<string | undefined>;
   /** Optional: registers a listener for history entries that could not be read as updates. */
   onPoison?(listener: (entry: PoisonEntry) => void): () => void;
+  /**
+   * Optional: a presence store shared by every node on this transport, for node `node` with a
+   * lease of `ttl` ms. Without it, presence is this process's alone (right for one node).
+   */
+  presenceStore?(node: string, ttl: number): PresenceStore;
 }
 
 /** A transport with every capability: what the built-in ones (memory, sqlite, redis, nats) are. */

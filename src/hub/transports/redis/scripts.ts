@@ -92,7 +92,8 @@ export interface Script {
   sha: string;
 }
 
-function script(lua: string): Script {
+/** A script with its SHA1. */
+export function script(lua: string): Script {
   return { lua, sha: createHash('sha1').update(lua).digest('hex') };
 }
 

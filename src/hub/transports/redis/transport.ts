@@ -8,6 +8,8 @@ import { Redis } from 'ioredis';
 import { DuplicateIdError, TransportUnavailableError } from '../../core/errors.js';
 import type { Update } from '../../core/update.js';
 import { type HistoryLimits, type HistoryResult, type PoisonEntry, PoisonListeners, type Transport } from '../transport.js';
+import type { PresenceStore } from '../../core/presence.js';
+import { RedisPresenceStore } from './presence.js';
 import { type Entry, decodeEntry, entryIdAt, fieldsOf, isEntries, isUpdate, seqOfEntryId } from './codec.js';
 import { DUPLICATE, LOCATE, PUBLISH, type Script, TRIM } from './scripts.js';
 import { type RedisSettings, describeConnectError, parseRedisUrl } from './url.js';
@@ -103,6 +105,12 @@ export class RedisTransport implements Transport {
 
   onPoison(listener: (entry: PoisonEntry) => void): () => void {
     return this.#poison.add(listener);
+  }
+
+  /** Presence for the cluster, kept beside the stream under the same key prefix (see presence.ts). */
+  presenceStore(node: string, ttl: number): PresenceStore {
+    const { stream } = this.#settings;
+    return new RedisPresenceStore({ eval: (s, keys, args) => this.#eval(s, keys, args), cmd: this.#cmd, prefix: stream.slice(0, stream.indexOf('}') + 1), node, ttl });
   }
 
   /** The entry's update, or `undefined` (reported to the poison listeners) when it is not one. */

@@ -1,0 +1,268 @@
+/**
+ * Presence: who is subscribed to which topic, across every node of the cluster, and the events
+ * that follow from it (a subscriber came or went, a topic got its first subscriber or lost its
+ * last) — each decided once for the whole cluster, not once per node.
+ *
+ * A PresenceStore keeps the entries where every node can read them (Redis, NATS key-value; in
+ * memory for one node). Each node holds a lease it refreshes on a heartbeat; the entries of a node
+ * whose lease ran out (it died, or was cut off) are claimed by exactly one live node, which
+ * removes them and announces what that means: no ghosts after `--presence-ttl`.
+ *
+ * A topic's occupancy changes by compare-and-set on its state in the store, so when two nodes
+ * take a topic's first subscriber (or lose its last) at once, one of them wins and tells.
+ * Vacating waits `vacateDelay` and looks again, so a client that reconnects does not make a topic
+ * flap empty and occupied.
+ */
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+
+/** One subscription of one subscriber, as the cluster sees it. */
+export interface PresenceEntry {
+  /** The subscriber's ID. */
+  subscriber: string;
+  /** The selector it subscribed with (an exact topic, a template, `*`). */
+  topic: string;
+  /** The node holding its connection. */
+  node: string;
+  /** The `sub` claim of its token, when it has one. */
+  subject?: string | undefined;
+  /** `mercure.payload` of its token, when it has one. */
+  payload?: unknown;
+  /** The wire protocol it came with. */
+  protocol: string;
+  /** When it subscribed (ms since the epoch). */
+  since: number;
+}
+
+/** The entries of a node whose lease ran out, claimed by the caller alone. */
+export interface LostNode {
+  node: string;
+  entries: PresenceEntry[];
+}
+
+/** A topic's occupancy in the cluster. */
+export type Occupancy = 'occupied' | 'vacated';
+
+/** Where presence is kept: one store per node, all reading the same data. */
+export interface PresenceStore {
+  /** Records subscriptions of this node (one entry per selector of a subscriber). */
+  add(entries: readonly PresenceEntry[]): Promise<void>;
+  /** Forgets the subscriptions of one subscriber of this node. */
+  remove(subscriber: string, topics: readonly string[]): Promise<void>;
+  /** Every live entry of the cluster, optionally for one topic (selector) or one subscriber. */
+  list(filter?: { topic?: string; subscriber?: string }): Promise<PresenceEntry[]>;
+  /** How many live subscriptions `topic` (a selector) has across the cluster. */
+  count(topic: string): Promise<number>;
+  /** Sets `topic`'s occupancy from `from` to `to` if it is `from` now (a topic never seen is `vacated`); `true` when this call changed it. */
+  transition(topic: string, from: Occupancy, to: Occupancy): Promise<boolean>;
+  /**
+   * Refreshes this node's lease, and claims the nodes whose lease ran out: each lost node is
+   * returned to exactly one caller in the cluster, its entries already removed. `renewed` is
+   * `false` when this node's own lease had run out (its entries may have been claimed: add them again).
+   */
+  heartbeat(): Promise<{ renewed: boolean; lost: LostNode[] }>;
+  /** Removes this node's entries and lease (a clean shutdown) and stops. */
+  close(): Promise<void>;
+}
+
+/** What presence tells its listeners; each is decided once per cluster. */
+export type PresenceEvent =
+  | { type: 'subscriber.connected'; subscriber: string; topics: string[]; subject: string | undefined; node: string; protocol: string }
+  | { type: 'subscriber.disconnected'; subscriber: string; topics: string[]; subject: string | undefined; node: string; protocol: string; reason: string }
+  | { type: 'topic.occupied'; topic: string; subscriber: string; subject: string | undefined; node: string }
+  | { type: 'topic.vacated'; topic: string; subscriber: string; subject: string | undefined; node: string };
+
+/** Events of a Presence. */
+export interface PresenceEvents {
+  event: [event: PresenceEvent];
+  /** The entries of a lost node, after they were removed (for protocol-specific clean-up, e.g. subscription events). */
+  lost: [lost: LostNode];
+}
+
+/** A node ID: the host, the process and a random part (a restarted process is another node). */
+export function newNodeId(): string {
+  return `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+}
+
+/** The presence of one node in the cluster. */
+export class Presence extends EventEmitter<PresenceEvents> {
+  readonly node: string;
+  readonly store: PresenceStore;
+  readonly #ttl: number;
+  readonly #vacateDelay: number;
+  readonly #log: Logger;
+  /** This node's entries, by subscriber: what a lease that lapsed must put back. */
+  readonly #mine = new Map<string, PresenceEntry[]>();
+  /** Pending vacate checks, by topic. */
+  readonly #vacating = new Map<string, NodeJS.Timeout>();
+  /** Store writes in order (an add is in before its remove), and failures logged, never thrown. */
+  #queue: Promise<unknown> = Promise.resolve();
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(store: PresenceStore, options: { node: string; ttl: number; vacateDelay: number; log: Logger }) {
+    super();
+    this.store = store;
+    this.node = options.node;
+    this.#ttl = options.ttl;
+    this.#vacateDelay = options.vacateDelay;
+    this.#log = options.log;
+  }
+
+  /** Starts the heartbeat: the lease is refreshed (and lost nodes looked for) three times per TTL. */
+  start(): Promise<void> {
+    this.#timer = setInterval(() => this.#beat(), Math.max(100, Math.floor(this.#ttl / 3)));
+    this.#timer.unref();
+    return this.#enqueue(() => this.store.heartbeat().then((r) => this.#handleLost(r.lost)));
+  }
+
+  /** A subscriber of this node joined with these selectors. */
+  joined(subscriber: string, topics: readonly string[], info: { subject: string | undefined; payload: unknown; protocol: string }): Promise<void> {
+    const since = Date.now();
+    const entries = topics.map((topic): PresenceEntry => ({ subscriber, topic, node: this.node, subject: info.subject, payload: info.payload, protocol: info.protocol, since }));
+    this.#mine.set(subscriber, entries);
+    return this.#enqueue(async () => {
+      await this.store.add(entries);
+      this.emit('event', { type: 'subscriber.connected', subscriber, topics: [...topics], subject: info.subject, node: this.node, protocol: info.protocol });
+      for (const topic of new Set(topics)) {
+        this.#cancelVacate(topic);
+        if ((await this.store.count(topic)) > 0 && (await this.store.transition(topic, 'vacated', 'occupied'))) {
+          this.emit('event', { type: 'topic.occupied', topic, subscriber, subject: info.subject, node: this.node });
+        }
+      }
+    });
+  }
+
+  /** A subscriber of this node left, and why. Without a matching `joined`, nothing happens. */
+  left(subscriber: string, reason: string): Promise<void> {
+    const entries = this.#mine.get(subscriber);
+    if (entries === undefined) return Promise.resolve();
+    this.#mine.delete(subscriber);
+    const topics = entries.map((e) => e.topic);
+    const first = entries[0] as PresenceEntry;
+    return this.#enqueue(async () => {
+      await this.store.remove(subscriber, topics);
+      this.emit('event', { type: 'subscriber.disconnected', subscriber, topics, subject: first.subject, node: this.node, protocol: first.protocol, reason });
+      for (const topic of new Set(topics)) this.#scheduleVacate(topic, subscriber, first.subject);
+    });
+  }
+
+  /** Every live entry of the cluster (optionally filtered). */
+  list(filter?: { topic?: string; subscriber?: string }): Promise<PresenceEntry[]> {
+    return this.store.list(filter);
+  }
+
+  /** Stops the heartbeat and removes this node's entries (its subscribers were closed by the drain). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    await this.#queue;
+    for (const timer of this.#vacating.values()) clearTimeout(timer);
+    this.#vacating.clear();
+    await this.store.close().catch((error: unknown) => this.#log.warn({ err: (error as Error).message }, 'presence: could not remove this node\'s entries'));
+  }
+
+  #beat(): void {
+    if (this.#closed) return;
+    void this.#enqueue(async () => {
+      const { renewed, lost } = await this.store.heartbeat();
+      if (!renewed && this.#mine.size > 0) {
+        // This node's lease ran out (a stall longer than the TTL, a partition) and its entries may
+        // have been claimed as a lost node's: they are still connected here, so put them back.
+        this.#log.warn({ subscribers: this.#mine.size }, 'presence: this node\'s lease had run out; its entries are added again');
+        await this.store.add([...this.#mine.values()].flat());
+      }
+      await this.#handleLost(lost);
+    });
+  }
+
+  async #handleLost(lost: LostNode[]): Promise<void> {
+    for (const node of lost) {
+      this.#log.warn({ lost: node.node, subscriptions: node.entries.length }, 'presence: a node stopped renewing its lease; its subscribers are gone');
+      this.emit('lost', node);
+      const bySubscriber = new Map<string, PresenceEntry[]>();
+      for (const entry of node.entries) bySubscriber.set(entry.subscriber, [...(bySubscriber.get(entry.subscriber) ?? []), entry]);
+      for (const [subscriber, entries] of bySubscriber) {
+        const first = entries[0] as PresenceEntry;
+        this.emit('event', { type: 'subscriber.disconnected', subscriber, topics: entries.map((e) => e.topic), subject: first.subject, node: node.node, protocol: first.protocol, reason: 'node-lost' });
+      }
+      for (const entry of node.entries) this.#scheduleVacate(entry.topic, entry.subscriber, entry.subject, node.node);
+    }
+  }
+
+  #scheduleVacate(topic: string, subscriber: string, subject: string | undefined, node = this.node): void {
+    if (this.#vacating.has(topic) || this.#closed) return;
+    const timer = setTimeout(() => {
+      this.#vacating.delete(topic);
+      void this.#enqueue(async () => {
+        if ((await this.store.count(topic)) === 0 && (await this.store.transition(topic, 'occupied', 'vacated'))) {
+          this.emit('event', { type: 'topic.vacated', topic, subscriber, subject, node });
+        }
+      });
+    }, this.#vacateDelay);
+    timer.unref();
+    this.#vacating.set(topic, timer);
+  }
+
+  #cancelVacate(topic: string): void {
+    const timer = this.#vacating.get(topic);
+    if (timer === undefined) return;
+    // The check still runs (another node may have emptied it meanwhile), but later: the topic just got a subscriber here.
+    clearTimeout(timer);
+    this.#vacating.delete(topic);
+  }
+
+  #enqueue(work: () => Promise<void>): Promise<void> {
+    const next = this.#queue.then(work).catch((error: unknown) => {
+      this.#log.warn({ err: error instanceof Error ? error.message : String(error) }, 'presence: the store did not answer; will retry on the next heartbeat');
+    });
+    this.#queue = next;
+    return next;
+  }
+}
+
+/**
+ * Presence for one node (the memory and sqlite transports, or a transport without its own):
+ * everything in this process; nothing is ever lost by another node.
+ */
+export class LocalPresenceStore implements PresenceStore {
+  readonly #entries = new Map<string, PresenceEntry[]>();
+  readonly #states = new Map<string, Occupancy>();
+
+  async add(entries: readonly PresenceEntry[]): Promise<void> {
+    for (const entry of entries) this.#entries.set(entry.subscriber, [...(this.#entries.get(entry.subscriber) ?? []).filter((e) => e.topic !== entry.topic), entry]);
+  }
+
+  async remove(subscriber: string): Promise<void> {
+    this.#entries.delete(subscriber);
+  }
+
+  async list(filter: { topic?: string; subscriber?: string } = {}): Promise<PresenceEntry[]> {
+    const all = filter.subscriber !== undefined ? (this.#entries.get(filter.subscriber) ?? []) : [...this.#entries.values()].flat();
+    return filter.topic === undefined ? all : all.filter((e) => e.topic === filter.topic);
+  }
+
+  async count(topic: string): Promise<number> {
+    let n = 0;
+    for (const entries of this.#entries.values()) for (const e of entries) if (e.topic === topic) n++;
+    return n;
+  }
+
+  async transition(topic: string, from: Occupancy, to: Occupancy): Promise<boolean> {
+    if ((this.#states.get(topic) ?? 'vacated') !== from) return false;
+    if (to === 'vacated') this.#states.delete(topic);
+    else this.#states.set(topic, to);
+    return true;
+  }
+
+  async heartbeat(): Promise<{ renewed: boolean; lost: LostNode[] }> {
+    return { renewed: true, lost: [] };
+  }
+
+  async close(): Promise<void> {
+    this.#entries.clear();
+  }
+}
