@@ -1,16 +1,38 @@
 /**
- * Topic selectors (Mercure draft-07): `*` matches every topic; a selector containing `{` is an
- * RFC 6570 URI template and matches the topics it could expand to; anything else matches itself.
+ * Topic selectors. A selector is typed: `exact` (the topic itself), `any` (`*`, every topic),
+ * `template` (an RFC 6570 URI template: the topics it could expand to) or `urlpattern` (a WHATWG
+ * URL Pattern, Mercure 1.0). A bare string is read as Mercure draft-07 reads it: `*` is any, a
+ * string containing `{` a template, anything else exact — so a Mercure 1.0 `match=…/{id}` is
+ * given as a typed exact selector and indexed as exact although it contains `{`.
  *
  * Selectors are compiled once and cached, since every update is matched against every
  * subscriber's selectors.
  */
 import { InvalidSelectorError } from './errors.js';
+import { compileUrlPattern } from './urlpattern.js';
 
 /** A compiled selector. */
 export type Matcher = (topic: string) => boolean;
 
+/** How a selector's value is read. */
+export type SelectorKind = 'exact' | 'any' | 'template' | 'urlpattern';
+
+/** A typed selector; `base` resolves relative URL patterns and topics (the hub's URL). */
+export interface Selector {
+  readonly kind: SelectorKind;
+  readonly value: string;
+  readonly base?: string | undefined;
+}
+
+/** A typed selector, or a string read as draft-07 reads it. */
+export type SelectorLike = string | Selector;
+
+/** The base of relative URL patterns when none is given (a hub URL that names no real host). */
+export const DEFAULT_PATTERN_BASE = 'https://ssehub.invalid/.well-known/mercure';
+
 const cache = new Map<string, Matcher>();
+/** Compiled URL patterns, by base and pattern (apart from draft-07 strings, which could be any text). */
+const patternCache = new Map<string, Matcher>();
 const CACHE_LIMIT = 10_000;
 
 /**
@@ -130,9 +152,56 @@ export function templateMatcher(template: string): Matcher {
   };
 }
 
-/** `true` for a selector that matches exactly one topic, itself (not `*`, not a template). */
-export function isExactSelector(selector: string): boolean {
-  return selector !== '*' && !selector.includes('{');
+/** A string as Mercure draft-07 reads it: `*` any, containing `{` a URI template, else exact. */
+export function draft07Selector(value: string): Selector {
+  return { kind: value === '*' ? 'any' : value.includes('{') ? 'template' : 'exact', value };
+}
+
+/** The typed form of a selector (a string is read as draft-07 reads it). */
+export function toSelector(selector: SelectorLike): Selector {
+  return typeof selector === 'string' ? draft07Selector(selector) : selector;
+}
+
+/** `true` for a selector that matches exactly one topic, itself (not `*`, not a template or pattern). */
+export function isExactSelector(selector: SelectorLike): boolean {
+  if (typeof selector === 'string') return selector !== '*' && !selector.includes('{');
+  return selector.kind === 'exact';
+}
+
+/** Compiles a typed selector (cached); throws InvalidSelectorError for a malformed template or URL pattern. */
+export function compile(selector: SelectorLike): Matcher {
+  if (typeof selector === 'string') return compileSelector(selector);
+  switch (selector.kind) {
+    case 'any':
+      return compileSelector('*');
+    case 'template':
+      return selector.value.includes('{') ? compileSelector(selector.value) : exactMatcher(selector.value);
+    case 'exact':
+      return exactMatcher(selector.value);
+    case 'urlpattern': {
+      if (selector.value === '*') return compileSelector('*');
+      const base = selector.base ?? DEFAULT_PATTERN_BASE;
+      const key = `${base} ${selector.value}`;
+      let matcher = patternCache.get(key);
+      if (matcher !== undefined) return matcher;
+      try {
+        matcher = compileUrlPattern(selector.value, base);
+      } catch (error) {
+        throw new InvalidSelectorError(selector.value, `URL pattern "${selector.value}" is refused: ${(error as Error).message}`);
+      }
+      remember(patternCache, key, matcher);
+      return matcher;
+    }
+  }
+}
+
+function exactMatcher(value: string): Matcher {
+  return (topic) => topic === value;
+}
+
+function remember(map: Map<string, Matcher>, key: string, matcher: Matcher): void {
+  if (map.size >= CACHE_LIMIT) map.delete(map.keys().next().value as string);
+  map.set(key, matcher);
 }
 
 /** Compiles a selector (cached); throws InvalidSelectorError for a malformed template. */
@@ -150,8 +219,7 @@ export function compileSelector(selector: string): Matcher {
   } else {
     matcher = (topic) => topic === selector;
   }
-  if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value as string);
-  cache.set(selector, matcher);
+  remember(cache, selector, matcher);
   return matcher;
 }
 

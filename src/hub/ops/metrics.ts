@@ -16,6 +16,9 @@ export class HubMetrics {
   readonly resyncs = new Counter({ name: 'ssehub_resyncs_total', help: 'Resumes from an ID no longer (or never) in history', registers: [this.registry] });
   readonly closed = new Counter({ name: 'ssehub_connections_closed_total', help: 'Ended client connections by reason', labelNames: ['reason'] as const, registers: [this.registry] });
   readonly poison = new Counter({ name: 'ssehub_poison_updates_total', help: 'Entries read from the transport that are not valid updates (skipped), by where they were met', labelNames: ['where'] as const, registers: [this.registry] });
+  readonly webhooks = new Counter({ name: 'ssehub_webhooks_total', help: 'Webhook events by type and result: sent (2xx), failed (given up after retries), dropped (queue full)', labelNames: ['event', 'result'] as const, registers: [this.registry] });
+  readonly webhookRetries = new Counter({ name: 'ssehub_webhook_retries_total', help: 'Webhook attempts that failed and were retried', registers: [this.registry] });
+  readonly presenceLost = new Counter({ name: 'ssehub_presence_lost_nodes_total', help: 'Nodes whose presence lease ran out, claimed by this node (their subscribers removed)', registers: [this.registry] });
   readonly rejected = new Counter({ name: 'ssehub_requests_rejected_total', help: 'Requests answered with an error, by status and reason', labelNames: ['status', 'reason'] as const, registers: [this.registry] });
   readonly deliveryLatency = new Histogram({
     name: 'ssehub_delivery_latency_seconds',
