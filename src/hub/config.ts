@@ -79,7 +79,7 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'cors-origins', key: 'corsOrigins', kind: 'list', default: '', description: 'origins allowed by CORS, comma-separated (`*` for any, without credentials)' },
   { name: 'publish-origins', key: 'publishOrigins', kind: 'list', default: '', description: 'origins allowed to publish with a cookie token (CSRF protection), comma-separated' },
   { name: 'cookie-name', key: 'cookieName', kind: 'string', default: 'mercureAuthorization', description: 'name of the cookie holding a token' },
-  { name: 'transport', key: 'transport', kind: 'transport', default: 'sqlite:ssehub-data/hub.db', description: 'history and dispatch: `memory`, `sqlite:PATH`, `redis://HOST:PORT[/DB]` (Redis Streams; options `?key=PREFIX&maxlen=N&maxage=7d&timeout=1s`) or `nats://HOST:PORT` (NATS JetStream; options `?stream=NAME&subject=PREFIX&timeout=2000&replicas=1`)' },
+  { name: 'transport', key: 'transport', kind: 'transport', default: 'sqlite:ssehub-data/hub.db', description: 'history and dispatch: `memory`, `sqlite:PATH`, `redis://HOST:PORT[/DB]` (Redis Streams; options `?key=PREFIX&maxlen=N&maxage=7d&timeout=1s&replicas=0`), `redis+sentinel://HOST:PORT[,HOST:PORT]/PRIMARY` (the primary the Sentinels name, followed through failovers), `redis+cluster://HOST:PORT[,HOST:PORT]` (a Redis Cluster; both take the same options, replicas=1 by default: a publish is answered 200 once a replica has it) or `nats://HOST:PORT` (NATS JetStream; options `?stream=NAME&subject=PREFIX&timeout=2000&replicas=1`)' },
   { name: 'history-size', key: 'historySize', kind: 'count', default: '100000', description: 'updates kept in history for resume (0: none)' },
   { name: 'history-ttl', key: 'historyTtl', kind: 'duration', default: '7d', description: 'how long an update stays in history (0: no limit)' },
   { name: 'heartbeat', key: 'heartbeat', kind: 'duration', default: '15s', description: 'interval of heartbeat comments; keep it below every proxy idle timeout (0: off)' },
@@ -146,6 +146,8 @@ function parseValue(setting: Setting, raw: string): unknown {
     }
     case 'transport': {
       if (value === 'memory' || /^sqlite:.+/.test(value)) return value;
+      // Several HOST:PORT, which URL does not take; the transport checks the rest when it connects.
+      if (/^redis\+(sentinel|cluster):\/\/[^/?#]+/.test(value)) return value;
       if (/^(redis|rediss|nats):\/\//.test(value)) {
         try {
           new URL(value);
@@ -154,7 +156,7 @@ function parseValue(setting: Setting, raw: string): unknown {
           throw new Error(`"${raw}" is not a valid URL`);
         }
       }
-      throw new Error(`expected "memory", "sqlite:PATH", "redis://HOST:PORT[/DB]" or "nats://HOST:PORT", got "${raw}"`);
+      throw new Error(`expected "memory", "sqlite:PATH", "redis://HOST:PORT[/DB]", "redis+sentinel://HOST:PORT[,HOST:PORT]/PRIMARY", "redis+cluster://HOST:PORT[,HOST:PORT]" or "nats://HOST:PORT", got "${raw}"`);
     }
     case 'alg':
       if ((ALGORITHMS as readonly string[]).includes(value)) return value;

@@ -10,7 +10,7 @@ export { MemoryTransport } from './memory.js';
 export { DatabaseInUseError, SqliteTransport } from './sqlite.js';
 
 /**
- * Opens the transport named by `spec`: `memory`, `sqlite:PATH`, `redis://…` or `nats://…`.
+ * Opens the transport named by `spec`: `memory`, `sqlite:PATH`, `redis://…` (or `redis+sentinel://…`, `redis+cluster://…`) or `nats://…`.
  * The networked ones are loaded only when used, so a single-node hub needs neither client.
  */
 export async function createTransport(spec: string, limits: HistoryLimits): Promise<Transport> {
@@ -23,7 +23,7 @@ export async function createTransport(spec: string, limits: HistoryLimits): Prom
       throw error;
     }
   }
-  if (/^rediss?:\/\//.test(spec)) {
+  if (/^(rediss?|redis\+sentinel|redis\+cluster):\/\//.test(spec)) {
     const { RedisTransport } = await import('./redis/index.js');
     return RedisTransport.connect(spec, limits);
   }

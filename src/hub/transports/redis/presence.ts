@@ -4,7 +4,7 @@
  * Every key carries the `{PREFIX}` hash tag, so all of it lives in one slot (Redis Cluster) and
  * every script is atomic. A lost node is claimed by the one script call that removes its lease.
  */
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { LostNode, Occupancy, PresenceEntry, PresenceStore } from '../../core/presence.js';
 import { type Script, script } from './scripts.js';
 
@@ -137,13 +137,13 @@ function parseEntries(values: unknown): PresenceEntry[] {
 /** The presence store of one node, over the transport's command connection. */
 export class RedisPresenceStore implements PresenceStore {
   readonly #eval: Eval;
-  readonly #cmd: Redis;
+  readonly #cmd: Redis | Cluster;
   readonly #prefix: string;
   readonly #node: string;
   readonly #ttl: number;
 
   /** `prefix` is the hash-tagged key prefix (`{ssehub}`), shared with the transport's keys. */
-  constructor(options: { eval: Eval; cmd: Redis; prefix: string; node: string; ttl: number }) {
+  constructor(options: { eval: Eval; cmd: Redis | Cluster; prefix: string; node: string; ttl: number }) {
     this.#eval = options.eval;
     this.#cmd = options.cmd;
     this.#prefix = options.prefix;

@@ -1,16 +1,17 @@
 /**
- * `redis://[USER:PASSWORD@]HOST:PORT[/DB][?OPTIONS]` (`rediss://` for TLS): Redis Streams, so that
- * several hub nodes share one history and every node sees every update. Options: redis/url.ts.
+ * `redis://[USER:PASSWORD@]HOST:PORT[/DB][?OPTIONS]` (`rediss://` for TLS), `redis+sentinel://…`
+ * and `redis+cluster://…`: Redis Streams, so that several hub nodes share one history and every
+ * node sees every update. URLs and options: redis/url.ts; connections: redis/client.ts.
  * How the contract maps onto Redis (the publish script, seq from entry IDs, the XREAD reader,
- * paged history reads that notice a trim): docs/scaling.md, "Redis: how it works".
+ * paged history reads that notice a trim, WAIT for replicas): docs/scaling.md, "Redis: how it works".
  */
-import { Redis } from 'ioredis';
 import { DuplicateIdError, TransportUnavailableError } from '../../core/errors.js';
 import type { Update } from '../../core/update.js';
 import { type HistoryLimits, type HistoryResult, type PoisonEntry, PoisonListeners, type Transport } from '../transport.js';
 import type { PresenceStore } from '../../core/presence.js';
 import { RedisPresenceStore } from './presence.js';
 import { type Entry, decodeEntry, entryIdAt, fieldsOf, isEntries, isUpdate, seqOfEntryId } from './codec.js';
+import { type RedisClient, createClient, isReady } from './client.js';
 import { DUPLICATE, LOCATE, PUBLISH, type Script, TRIM } from './scripts.js';
 import { type RedisSettings, describeConnectError, parseRedisUrl } from './url.js';
 
@@ -26,10 +27,21 @@ const MAINTENANCE_MS = 5000;
 /** Redis Streams transport. */
 export class RedisTransport implements Transport {
   #settings: RedisSettings;
-  /** Commands: publish, history, trim. */
-  #cmd: Redis;
+  /** Commands: history, trim, and publish when no replica has to acknowledge it. */
+  #cmd: RedisClient;
   /** The blocking XREAD loop. */
-  #reader: Redis;
+  #reader: RedisClient;
+  /**
+   * Publishes: `#cmd`, or with `replicas` a connection of its own, because WAIT holds the
+   * connection until the replicas answer and history reads must not wait behind it.
+   */
+  #publisher: RedisClient;
+  /** Why publishes are refused until a probe sees enough replicas again (a WAIT fell short), or undefined. */
+  #lagging: string | undefined;
+  #probing = false;
+  /** The slot of the transport's keys (Cluster), 0 otherwise. */
+  #slot = 0;
+  #started = false;
   #listeners = new Set<(u: Update) => void>();
   #poison = new PoisonListeners();
   /** Entry ID of the last entry given to the listeners, and its seq. */
@@ -61,12 +73,15 @@ export class RedisTransport implements Transport {
 
   private constructor(settings: RedisSettings) {
     this.#settings = settings;
-    const { connection, timeout } = settings;
-    this.#cmd = new Redis({ ...connection, connectionName: 'ssehub', commandTimeout: timeout, socketTimeout: timeout * 2 });
+    const { timeout } = settings;
+    const started = () => this.#started;
+    this.#cmd = createClient(settings, 'ssehub', { commandTimeout: timeout, socketTimeout: timeout * 2 }, started);
     // No command timeout on the reader (XREAD blocks on purpose); a socket silent for longer than
     // one block plus the timeout is dead.
-    this.#reader = new Redis({ ...connection, connectionName: 'ssehub-reader', socketTimeout: BLOCK_MS + timeout * 2 });
-    for (const client of [this.#cmd, this.#reader]) {
+    this.#reader = createClient(settings, 'ssehub-reader', { socketTimeout: BLOCK_MS + timeout * 2 }, started);
+    // The script, then WAIT for up to `timeout`.
+    this.#publisher = settings.replicas === 0 ? this.#cmd : createClient(settings, 'ssehub-publisher', { commandTimeout: timeout * 2, socketTimeout: timeout * 2 }, started);
+    for (const client of new Set([this.#cmd, this.#reader, this.#publisher])) {
       client.on('error', (error: Error) => {
         this.#firstError ??= error;
         this.#lastError = error.message;
@@ -75,7 +90,9 @@ export class RedisTransport implements Transport {
   }
 
   async #start(): Promise<void> {
-    await Promise.all([this.#cmd.connect(), this.#reader.connect()]);
+    await Promise.all([...new Set([this.#cmd, this.#reader, this.#publisher])].map((client) => client.connect()));
+    if (this.#settings.mode === 'cluster') this.#slot = Number(await this.#cmd.call('CLUSTER', 'KEYSLOT', this.#settings.stream));
+    this.#started = true;
     // Listeners start after the newest entry that exists now.
     const newest = await this.#cmd.call('XREVRANGE', this.#settings.stream, '+', '-', 'COUNT', 1);
     if (isEntries(newest) && newest[0] !== undefined) this.#advance(newest[0][0]);
@@ -89,10 +106,10 @@ export class RedisTransport implements Transport {
     const { stream, ids, size, ttl } = this.#settings;
     let entryId: string;
     try {
-      entryId = String(await this.#eval(PUBLISH, [stream, ids], [update.id, size, ttl, LIVE_WINDOW, ...fieldsOf(update, update.publishedAt ?? Date.now())]));
+      entryId = await this.#publish([stream, ids], [update.id, size, ttl, LIVE_WINDOW, ...fieldsOf(update, update.publishedAt ?? Date.now())]);
     } catch (error) {
       if ((error as Error).message.includes(DUPLICATE)) throw new DuplicateIdError(`an update with id "${update.id}" is already in history`);
-      throw this.#unavailable(error);
+      throw error instanceof TransportUnavailableError ? error : this.#unavailable(error);
     }
     update.seq = seqOfEntryId(entryId);
     await this.#delivered(update.seq);
@@ -143,7 +160,7 @@ export class RedisTransport implements Transport {
   }
 
   ready(): boolean {
-    return !this.#closed && this.#cmd.status === 'ready' && this.#reader.status === 'ready';
+    return !this.#closed && isReady(this.#cmd, this.#slot) && isReady(this.#reader, this.#slot) && isReady(this.#publisher, this.#slot);
   }
 
   async close(): Promise<void> {
@@ -153,8 +170,7 @@ export class RedisTransport implements Transport {
     this.#wakeReader?.();
     for (const waiter of this.#waiters.splice(0)) waiter.done();
     this.#listeners.clear();
-    this.#cmd.disconnect();
-    this.#reader.disconnect();
+    for (const client of new Set([this.#cmd, this.#reader, this.#publisher])) client.disconnect();
     await this.#loop;
   }
 
@@ -290,14 +306,76 @@ export class RedisTransport implements Transport {
     this.#waiters = waiting;
   }
 
-  /** Background work: drops expired entries even when nobody publishes, and keeps an idle connection checked. */
+  /** Background work: drops expired entries even when nobody publishes, keeps an idle connection checked, and looks whether lagging replicas are back. */
   async #maintain(): Promise<void> {
+    if (this.#lagging !== undefined) void this.#probe();
     if (this.#closed || this.#cmd.status !== 'ready') return;
     try {
+      // EXISTS rather than PING: it has a key, so on a cluster it checks the connection to the stream's node.
       if (this.#settings.ttl > 0) await this.#eval(TRIM, [this.#settings.stream, this.#settings.ids], [this.#settings.ttl]);
-      else await this.#cmd.call('PING');
+      else await this.#cmd.call('EXISTS', this.#settings.stream);
     } catch {
       // A dead connection is closed by its socket timeout and reconnected; nothing to do here.
+    }
+  }
+
+  /**
+   * Runs the publish script and returns the entry ID. With `replicas`, the script and
+   * `WAIT replicas timeout` go in one pipeline, so they run on the same connection to the same
+   * node (a cluster routes the pipeline by the script's keys) and WAIT counts the replicas that
+   * have this write; fewer than `replicas` is a 503, and the later publishes are refused at once
+   * until a probe sees the replicas again.
+   */
+  async #publish(keys: string[], args: (string | number)[]): Promise<string> {
+    const { replicas, timeout, label } = this.#settings;
+    if (replicas === 0) return String(await this.#eval(PUBLISH, keys, args));
+    if (this.#lagging !== undefined) {
+      void this.#probe();
+      throw new TransportUnavailableError(`${label}: ${this.#lagging}; publishes are refused until ${replicas === 1 ? 'a replica is' : `${replicas} replicas are`} back (option replicas=${replicas})`);
+    }
+    const [entryId, acked] = await this.#evalThenWait(PUBLISH, keys, args);
+    if (acked < replicas) {
+      this.#lagging = `${acked} of the ${replicas} replica${replicas === 1 ? '' : 's'} required acknowledged a publish within ${timeout} ms`;
+      // Drops the publishes pipelined behind this WAIT before Redis runs them: each would wait as long.
+      this.#publisher.disconnect(true);
+      throw new TransportUnavailableError(
+        `${label}: the update is stored on the primary, but only ${acked} of the ${replicas} replica${replicas === 1 ? '' : 's'} required acknowledged it within ${timeout} ms, so a failover could lose it (option replicas=${replicas}); publishing it again with the same id answers 409 while it is kept`,
+      );
+    }
+    return String(entryId);
+  }
+
+  /** The script and WAIT in one pipeline, loading the script when the server does not know it. */
+  async #evalThenWait(s: Script, keys: string[], args: (string | number)[]): Promise<[unknown, number]> {
+    const { replicas, timeout } = this.#settings;
+    const run = async (command: 'EVALSHA' | 'EVAL', body: string): Promise<[unknown, number]> => {
+      const replies = (await this.#publisher.pipeline().call(command, body, keys.length, ...keys, ...args).call('WAIT', replicas, timeout).exec()) ?? [];
+      const [script, wait] = replies;
+      if (script === undefined || wait === undefined) throw new Error('Connection is closed.');
+      if (script[0] !== null) throw script[0];
+      if (wait[0] !== null) throw wait[0];
+      return [script[1], Number(wait[1])];
+    };
+    try {
+      return await run('EVALSHA', s.sha);
+    } catch (error) {
+      if (!(error as Error).message.startsWith('NOSCRIPT')) throw error;
+      return run('EVAL', s.lua);
+    }
+  }
+
+  /** While publishes are refused for lagging replicas: asks whether enough replicas have this connection's writes now (WAIT, behind a keyed command so that a cluster sends it to the stream's node). */
+  async #probe(): Promise<void> {
+    if (this.#probing || this.#closed) return;
+    this.#probing = true;
+    try {
+      const replies = await this.#publisher.pipeline().call('EXISTS', this.#settings.stream).call('WAIT', this.#settings.replicas, this.#settings.timeout).exec();
+      const wait = replies?.[1];
+      if (wait !== undefined && wait[0] === null && Number(wait[1]) >= this.#settings.replicas) this.#lagging = undefined;
+    } catch {
+      // Not reachable: the next publish or maintenance tick probes again.
+    } finally {
+      this.#probing = false;
     }
   }
 
@@ -314,7 +392,7 @@ export class RedisTransport implements Transport {
   #unavailable(error: unknown): TransportUnavailableError {
     const message = (error as Error).message;
     // ioredis' wording for "not connected" (offline queue off, connection lost mid-command).
-    if (/isn't writeable|Connection is closed|MaxRetriesPerRequest/i.test(message)) {
+    if (/isn't writeable|Connection is closed|MaxRetriesPerRequest|Cluster isn't ready|Cluster is ended|None of startup nodes/i.test(message)) {
       return new TransportUnavailableError(`${this.#settings.label} is not reachable${this.#lastError === '' ? '' : ` (${this.#lastError})`}`);
     }
     return new TransportUnavailableError(`${this.#settings.label}: ${message}`);

@@ -1,0 +1,51 @@
+/**
+ * The transport's connections to Redis, however the server is found: one server; the primary
+ * that Sentinels name, found again after a failover; or a Redis Cluster, where each command goes
+ * to the node serving its keys' slot and ioredis follows MOVED and ASK. The transport's keys share
+ * one hash tag, so every script and every XREAD touches one slot.
+ */
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { type RedisSettings, backoff } from './url.js';
+
+/** One connection as the transport uses it: to a server, or to a cluster (a connection per node). */
+export type RedisClient = Redis | Cluster;
+
+/**
+ * A connection named `name` (CLIENT LIST shows it), not yet connected, with `extra` options over
+ * the URL's. `started()` tells whether the transport's start is over: until then an unreachable
+ * Sentinel fails the start with a clear message; afterwards the Sentinels are asked again and
+ * again, like a lost server is reconnected to.
+ */
+export function createClient(settings: RedisSettings, name: string, extra: RedisOptions, started: () => boolean): RedisClient {
+  const options: RedisOptions = { ...settings.connection, connectionName: name, ...extra };
+  if (settings.mode === 'cluster') {
+    return new Cluster(settings.nodes, {
+      redisOptions: options,
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      clusterRetryStrategy: backoff,
+      slotsRefreshTimeout: Math.max(settings.timeout, 1000),
+    });
+  }
+  if (settings.mode === 'sentinel') {
+    return new Redis({
+      ...options,
+      sentinelRetryStrategy: (times: number) => (started() ? backoff(times) : null),
+      // A primary demoted by a failover refuses writes (READONLY) and ends blocked reads
+      // (UNBLOCKED): reconnect, which asks the Sentinels for the new primary. The failed command
+      // is not sent again (a publish answers 503).
+      reconnectOnError: (error: Error) => /^(READONLY|UNBLOCKED)/.test(error.message),
+    });
+  }
+  return new Redis(options);
+}
+
+/** Whether `client` can run commands on the node that serves `slot` now (`slot` is ignored outside a cluster). */
+export function isReady(client: RedisClient, slot: number): boolean {
+  if (client.status !== 'ready') return false;
+  if (!(client instanceof Cluster)) return true;
+  const key = client.slots[slot]?.[0];
+  const node = client.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === key);
+  // A node's connection is made on its first command ('wait' until then).
+  return node !== undefined && (node.status === 'ready' || node.status === 'wait');
+}
