@@ -6,7 +6,8 @@
  */
 import type { ConnectionTrace } from '../ops/tracing.js';
 import type { Outlet } from './outlet.js';
-import { type Matcher, compileSelector, matchesAny } from './selector.js';
+import type { Grant } from './grant.js';
+import { type Matcher, type Selector, type SelectorLike, compile, matchesAny, toSelector } from './selector.js';
 import { type Update, eventBytes } from './update.js';
 
 /**
@@ -32,8 +33,12 @@ export class Batch {
 export class Subscriber {
   /** `urn:uuid:…`, used in subscription events, logs and presence. */
   readonly id: string;
-  /** The topic selectors of the request (its subscriptions). */
+  /** The topic selectors of the request (its subscriptions), as text. */
   readonly selectors: string[];
+  /** The same selectors, typed (how each is matched). */
+  readonly typedSelectors: readonly Selector[];
+  /** What its token grants (`undefined`: anonymous). */
+  readonly grant: Grant | undefined;
   /** The client's address. */
   readonly address: string;
   /** The wire protocol it came with (`sse`, …). */
@@ -46,6 +51,7 @@ export class Subscriber {
   trace: ConnectionTrace | undefined;
   #matchers: Matcher[];
   #privateMatchers: Matcher[];
+  #accepts: ((update: Update) => boolean) | undefined;
   #pending: Update[] | undefined = [];
   #overflowed = false;
   #maxPending: number;
@@ -60,23 +66,28 @@ export class Subscriber {
     this.outlet = outlet;
   }
 
-  constructor(init: { id: string; selectors: string[]; privateMatchers: Matcher[]; address: string; payload: unknown; maxPending: number; protocol?: string | undefined }) {
+  constructor(init: { id: string; selectors: SelectorLike[]; privateMatchers: Matcher[]; address: string; payload: unknown; maxPending: number; protocol?: string | undefined; grant?: Grant | undefined; accepts?: ((update: Update) => boolean) | undefined }) {
     this.id = init.id;
     this.protocol = init.protocol ?? 'sse';
-    this.selectors = init.selectors;
+    this.typedSelectors = init.selectors.map(toSelector);
+    this.selectors = this.typedSelectors.map((s) => s.value);
+    this.grant = init.grant;
+    this.#accepts = init.accepts;
     this.address = init.address;
     this.payload = init.payload;
-    this.#matchers = init.selectors.map(compileSelector);
+    this.#matchers = this.typedSelectors.map(compile);
     this.#privateMatchers = init.privateMatchers;
     this.#maxPending = init.maxPending;
   }
 
   /**
    * Whether this subscriber may receive `update`: one of its topics matches a selector of the
-   * request, and, for a private update, one also matches the token's `mercure.subscribe`.
+   * request, and, for a private update, one also matches the token's `mercure.subscribe`; and the
+   * front-end's own filter, if it gave one, lets it through.
    */
   canReceive(update: Update): boolean {
     if (!matchesAny(update.topics, this.#matchers)) return false;
+    if (this.#accepts !== undefined && !this.#accepts(update)) return false;
     return !update.private || matchesAny(update.topics, this.#privateMatchers);
   }
 
