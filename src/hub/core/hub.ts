@@ -266,13 +266,14 @@ export class Hub extends EventEmitter<HubEvents> {
   }
 
   #index(subscriber: Subscriber, add: boolean): void {
-    const exact = subscriber.selectors.every(isExactSelector);
+    // Typed: an exact Mercure 1.0 topic holding `{` is indexed as exact, unlike a draft-07 template.
+    const exact = subscriber.typedSelectors.every(isExactSelector);
     if (!exact) {
       if (add) this.#anyTopic.add(subscriber);
       else this.#anyTopic.delete(subscriber);
       return;
     }
-    for (const topic of subscriber.selectors) {
+    for (const { value: topic } of subscriber.typedSelectors) {
       let set = this.#byTopic.get(topic);
       if (add) {
         if (set === undefined) this.#byTopic.set(topic, (set = new Set()));

@@ -11,7 +11,7 @@ import type { Grant } from './grant.js';
 import { grantMatchers } from './grant.js';
 import type { Hub } from './hub.js';
 import type { Outlet } from './outlet.js';
-import { compileSelector } from './selector.js';
+import { type SelectorLike, compile } from './selector.js';
 import { Subscriber } from './subscriber.js';
 import { MAX_TOPICS, type Update, eventBytes } from './update.js';
 
@@ -34,8 +34,10 @@ export interface Resume {
 
 /** What a front-end asks of `Hub.join`. */
 export interface JoinRequest {
-  /** Topic selectors of the subscription. */
-  selectors: string[];
+  /** Topic selectors of the subscription (strings are read as draft-07 reads them). */
+  selectors: SelectorLike[];
+  /** A front-end's own filter on what this subscriber receives (on top of its selectors and grant). */
+  accepts?: ((update: Update) => boolean) | undefined;
   /** What the client's token grants (`undefined`: anonymous, public updates only). */
   grant: Grant | undefined;
   /** The client's address, for per-address limits and logs. */
@@ -66,10 +68,10 @@ export function newSubscriberId(): string {
 }
 
 /** Checks a subscription's selectors (count, and each one compiles); throws InvalidSubscriptionError or InvalidSelectorError. */
-export function checkSelectors(selectors: readonly string[]): void {
+export function checkSelectors(selectors: readonly SelectorLike[]): void {
   if (selectors.length === 0) throw new InvalidSubscriptionError('missing-topic', 'at least one "topic" query parameter is required');
   if (selectors.length > MAX_TOPICS) throw new InvalidSubscriptionError('too-many-topics', `a subscription may have at most ${MAX_TOPICS} topics, got ${selectors.length}`);
-  for (const s of selectors) compileSelector(s);
+  for (const s of selectors) compile(s);
 }
 
 /** See the file comment; `Hub.join` calls this. */
@@ -77,7 +79,7 @@ export async function join(hub: Hub, request: JoinRequest): Promise<Subscription
   checkSelectors(request.selectors);
   const privateMatchers = grantMatchers(request.grant?.subscribe, 'mercure.subscribe');
   const releaseSlot = hub.admitConnection(request.address);
-  const subscriber = new Subscriber({ id: newSubscriberId(), selectors: request.selectors, privateMatchers, address: request.address, payload: request.grant?.payload, maxPending: MAX_PENDING, protocol: request.protocol });
+  const subscriber = new Subscriber({ id: newSubscriberId(), selectors: request.selectors, privateMatchers, address: request.address, payload: request.grant?.payload, maxPending: MAX_PENDING, protocol: request.protocol, grant: request.grant, accepts: request.accepts });
   hub.admit(subscriber);
 
   const { lastEventId } = request;
