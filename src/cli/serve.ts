@@ -3,7 +3,7 @@ import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { ConfigError, SETTINGS, envName, loadConfig, startHub } from '../hub/index.js';
-import { superviseWorkers, workerCount } from '../hub/ops/workers.js';
+import { isSupervisedWorker, joinWorkerGroup, superviseWorkers, workerCount } from '../hub/ops/workers.js';
 import { printDevBanner } from './banner.js';
 
 /** Every setting with its default and environment variable. */
@@ -41,6 +41,7 @@ export async function serve(argv: string[]): Promise<number> {
     throw error;
   });
   if (config.dev && cluster.isPrimary) await printDevBanner(config, running.url, keyGenerated);
+  if (isSupervisedWorker()) joinWorkerGroup(running.hub.metrics, workers);
   let stopping = false;
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () => {

@@ -20,7 +20,8 @@ export async function handleOps(hub: Hub, path: string, res: NodeResponse): Prom
       return true;
     }
     case '/metrics': {
-      const body = await hub.metrics.registry.metrics();
+      // Under --workers, the whole process group's figures (HubMetrics.group).
+      const body = await hub.metrics.text();
       res.writeHead(200, { 'content-type': hub.metrics.registry.contentType, 'cache-control': 'no-store' }).end(body);
       return true;
     }

@@ -13,6 +13,7 @@ import type { HubContext } from '../mercure/context.js';
 import { HttpError } from '../mercure/errors.js';
 import { HUB_PATH } from '../mercure/paths.js';
 import { signToken } from '../mercure/token.js';
+import { totalOf } from './metrics.js';
 import { UI_PAGE } from './ui-page.js';
 
 /** The browser bundle, built by `npm run build` into dist/browser (src/hub/ops and dist/hub/ops both sit three levels below the package). */
@@ -20,6 +21,9 @@ const CLIENT_BUNDLE = new URL('../../../dist/browser/ssehub-client.js', import.m
 let bundle: Promise<Buffer> | undefined;
 
 const NO_STORE = { 'cache-control': 'no-store' };
+
+/** The families the dashboard's counts come from (only these are gathered from the workers on each poll). */
+const GROUP_COUNTS = ['ssehub_connections', 'ssehub_subscriptions', 'ssehub_updates_published_total', 'ssehub_deliveries_total'];
 
 /** `true` when `/ui` is served. */
 export function uiEnabled(ctx: HubContext): boolean {
@@ -49,13 +53,17 @@ export async function handleUi(ctx: HubContext, req: NodeRequest, res: NodeRespo
     const { hub } = ctx;
     const value = async (metric: { get(): Promise<{ values: { value: number }[] }> }) => (await metric.get()).values.reduce((n, v) => n + v.value, 0);
     const { topics, templateSubscribers } = hub.topicCounts();
+    // Under --workers the counts are the whole group's, gathered like /metrics; the topics and
+    // recent ends stay this worker's (they are not metrics).
+    const group = hub.metrics.group === undefined ? undefined : await hub.metrics.group(GROUP_COUNTS);
     const state = {
       dev: hub.config.dev,
       hubPath: HUB_PATH,
-      connections: hub.connections.size,
-      subscriptions: await value(hub.metrics.subscriptions),
-      updatesPublished: await value(hub.metrics.updatesPublished),
-      deliveries: await value(hub.metrics.deliveries),
+      connections: group === undefined ? hub.connections.size : totalOf(group, 'ssehub_connections'),
+      subscriptions: group === undefined ? await value(hub.metrics.subscriptions) : totalOf(group, 'ssehub_subscriptions'),
+      updatesPublished: group === undefined ? await value(hub.metrics.updatesPublished) : totalOf(group, 'ssehub_updates_published_total'),
+      deliveries: group === undefined ? await value(hub.metrics.deliveries) : totalOf(group, 'ssehub_deliveries_total'),
+      ...(group !== undefined && { workers: totalOf(group, 'ssehub_workers'), workersReporting: totalOf(group, 'ssehub_workers_reporting') }),
       topics: topics.slice(0, 200),
       templateSubscribers,
       recentEnds: [...hub.recentEnds].reverse(),
