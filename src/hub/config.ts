@@ -9,6 +9,9 @@ import { createSecureContext } from 'node:tls';
 import { parse as parseYaml } from 'yaml';
 import { ALGORITHMS, type Algorithm } from './core/tokens.js';
 
+/** The issuer of the access tokens `--dev` prints, trusted in `--dev` when `--token-issuers` is empty. */
+export const DEV_TOKEN_ISSUER = 'urn:ssehub:dev';
+
 /** A setting with a bad value, found at start-up; the message names the setting. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -34,6 +37,9 @@ export interface HubConfig {
   corsOrigins: string[];
   publishOrigins: string[];
   cookieName: string;
+  accessTokenCookie: string;
+  tokenIssuers: string[];
+  tokenAudience: string | undefined;
   transport: string;
   historySize: number;
   historyTtl: number;
@@ -79,6 +85,9 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'cors-origins', key: 'corsOrigins', kind: 'list', default: '', description: 'origins allowed by CORS, comma-separated (`*` for any, without credentials)' },
   { name: 'publish-origins', key: 'publishOrigins', kind: 'list', default: '', description: 'origins allowed to publish with a cookie token (CSRF protection), comma-separated' },
   { name: 'cookie-name', key: 'cookieName', kind: 'string', default: 'mercureAuthorization', description: 'name of the cookie holding a token' },
+  { name: 'access-token-cookie', key: 'accessTokenCookie', kind: 'string', default: '__Secure-mercure_access_token', description: 'name of the cookie holding a Mercure 1.0 access token (browsers keep a __Secure- cookie from HTTPS or localhost only)' },
+  { name: 'token-issuers', key: 'tokenIssuers', kind: 'list', default: '', description: 'issuers (`iss`) of Mercure 1.0 access tokens (`typ: at+jwt`) this hub trusts, comma-separated; their tokens are verified with the same keys or JWKS as draft-07 tokens (none: access tokens are refused; --dev trusts urn:ssehub:dev)' },
+  { name: 'token-audience', key: 'tokenAudience', kind: 'url', default: undefined, description: 'the resource identifier Mercure 1.0 access tokens must name in `aud`, and the base of relative URL patterns (default: the hub\'s URL of /.well-known/mercure as each request reached it, http or https)' },
   { name: 'transport', key: 'transport', kind: 'transport', default: 'sqlite:ssehub-data/hub.db', description: 'history and dispatch: `memory`, `sqlite:PATH`, `redis://HOST:PORT[/DB]` (Redis Streams; options `?key=PREFIX&maxlen=N&maxage=7d&timeout=1s&replicas=0`), `redis+sentinel://HOST:PORT[,HOST:PORT]/PRIMARY` (the primary the Sentinels name, followed through failovers), `redis+cluster://HOST:PORT[,HOST:PORT]` (a Redis Cluster; both take the same options, replicas=1 by default: a publish is answered 200 once a replica has it) or `nats://HOST:PORT` (NATS JetStream; options `?stream=NAME&subject=PREFIX&timeout=2000&replicas=1`)' },
   { name: 'history-size', key: 'historySize', kind: 'count', default: '100000', description: 'updates kept in history for resume (0: none)' },
   { name: 'history-ttl', key: 'historyTtl', kind: 'duration', default: '7d', description: 'how long an update stays in history (0: no limit)' },
@@ -297,6 +306,8 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
   }
   const result = config as unknown as HubConfig;
   validate(result, (name) => origins.get(name) ?? `--${name}`);
+  // --dev signs its printed access tokens as this issuer, so trusts it unless told otherwise.
+  if (result.dev && result.tokenIssuers.length === 0) result.tokenIssuers = [DEV_TOKEN_ISSUER];
   return result;
 }
 
