@@ -58,9 +58,13 @@ export interface HubConfig {
   ui: boolean;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   dev: boolean;
+  presenceTtl: number;
+  webhookUrls: string[];
+  webhookSecret: string | undefined;
+  webhookVacateDelay: number;
 }
 
-type Kind = 'string' | 'secret' | 'bool' | 'duration' | 'size' | 'count' | 'list' | 'listen' | 'transport' | 'alg' | 'level' | 'rate' | 'url';
+type Kind = 'string' | 'secret' | 'bool' | 'duration' | 'size' | 'count' | 'list' | 'listen' | 'transport' | 'alg' | 'level' | 'rate' | 'url' | 'urls';
 
 /** One setting: its flag name (kebab-case), type, default and one-line description. */
 export interface Setting {
@@ -104,6 +108,10 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'workers', key: 'workers', kind: 'count', default: '1', description: 'hub processes on this machine sharing the port (0: one per CPU); more than 1 needs a redis:// or nats:// transport' },
   { name: 'ui', key: 'ui', kind: 'bool', default: 'false', description: 'serve the /ui dashboard (always on with --dev); reading it needs a token with the claim ssehub.ui: true (ssehub token --ui)' },
   { name: 'tracing', key: 'tracing', kind: 'bool', default: 'false', description: 'OpenTelemetry spans for publishes, connections and deliveries, through the optional @opentelemetry/api; register an SDK in the process (e.g. node --import ./otel.mjs dist/cli.js serve)' },
+  { name: 'presence-ttl', key: 'presenceTtl', kind: 'duration', default: '30s', description: 'how long the presence of a node outlives it: a node that stops renewing its lease (killed, cut off) has its subscribers removed from the cluster, and announced gone, within this' },
+  { name: 'webhook-url', key: 'webhookUrls', kind: 'urls', default: '', description: 'POST subscriber.connected, subscriber.disconnected, topic.occupied and topic.vacated events here, once per cluster, signed per Standard Webhooks (repeatable, or comma-separated); needs --webhook-secret' },
+  { name: 'webhook-secret', key: 'webhookSecret', kind: 'secret', default: undefined, description: 'the Standard Webhooks signing secret: whsec_ and the base64 of 24 to 64 random bytes (e.g. whsec_$(openssl rand -base64 32))' },
+  { name: 'webhook-vacate-delay', key: 'webhookVacateDelay', kind: 'duration', default: '5s', description: 'how long a topic stays without subscribers in the whole cluster before topic.vacated is sent, so that a reconnect does not flap it' },
   { name: 'log-level', key: 'logLevel', kind: 'level', default: 'info', description: 'fatal, error, warn, info, debug, trace or silent' },
   { name: 'dev', key: 'dev', kind: 'bool', default: 'false', description: 'zero-config demo: ephemeral key, printed tokens and curl commands, anonymous subscribers, CORS for any origin. Never in production' },
 ];
@@ -178,6 +186,22 @@ function parseValue(setting: Setting, raw: string): unknown {
       if (m === null) throw new Error(`expected publishes per second such as 100, 100/s or 6000/m, got "${raw}"`);
       return Number(m[1]) / ({ s: 1, m: 60, h: 3600 }[m[2] ?? 's'] as number);
     }
+    case 'urls':
+      return value === ''
+        ? []
+        : value
+            .split(',')
+            .map((v) => v.trim())
+            .filter((v) => v !== '')
+            .map((v) => {
+              try {
+                const url = new URL(v);
+                if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error();
+                return v;
+              } catch {
+                throw new Error(`expected http(s) URLs, got "${v}"`);
+              }
+            });
     case 'url':
       try {
         const url = new URL(value);
@@ -229,7 +253,9 @@ export function parseFlags(argv: string[]): { values: Map<string, string>; confi
         if (value === undefined) throw new ConfigError(`--${name}`, 'expected a value');
       }
     }
-    values.set(name, value);
+    // A repeatable setting: each use adds a value.
+    const before = values.get(name);
+    values.set(name, setting.kind === 'urls' && before !== undefined && before !== '' ? `${before},${value}` : value);
   }
   return { values, configFile, positionals };
 }
@@ -369,6 +395,13 @@ function validate(c: HubConfig, at: (name: string) => string): void {
   if (c.writeTimeout > 0 && c.writeTimeout < 1000) throw new ConfigError(at('write-timeout'), 'must be 0 (none) or at least 1s');
   if (c.requestTimeout < 1000 || c.requestTimeout > 3_600_000) throw new ConfigError(at('request-timeout'), 'must be from 1s to 1h');
   if (c.maxBody < 1) throw new ConfigError(at('max-body'), 'must be at least 1 byte');
+  if (c.presenceTtl < 1000) throw new ConfigError(at('presence-ttl'), 'must be at least 1s (a node renews its lease three times per TTL)');
+  if (c.webhookUrls.length > 0 && c.webhookSecret === undefined) throw new ConfigError(at('webhook-url'), 'webhooks are signed: set --webhook-secret too (whsec_ and the base64 of 24 to 64 random bytes)');
+  if (c.webhookSecret !== undefined) {
+    const raw = c.webhookSecret.startsWith('whsec_') ? c.webhookSecret.slice('whsec_'.length) : undefined;
+    const bytes = raw !== undefined && /^[A-Za-z0-9+/]+={0,2}$/.test(raw) ? Buffer.from(raw, 'base64').length : 0;
+    if (bytes < 24 || bytes > 64) throw new ConfigError(at('webhook-secret'), 'expected whsec_ and the base64 of 24 to 64 random bytes, e.g. whsec_$(openssl rand -base64 32)');
+  }
   if (c.workers !== 1 && (c.transport === 'memory' || c.transport.startsWith('sqlite:'))) {
     throw new ConfigError(at('workers'), `more than one process needs a shared transport (redis:// or nats://): with ${c.transport === 'memory' ? 'memory' : 'sqlite'} each process would keep its own history and see only its own updates`);
   }

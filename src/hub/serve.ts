@@ -11,12 +11,14 @@ import type { AddressInfo, Socket } from 'node:net';
 import { type Logger, pino } from 'pino';
 import type { HubConfig } from './config.js';
 import { Hub } from './core/hub.js';
+import { LocalPresenceStore, Presence, newNodeId } from './core/presence.js';
 import { RateLimiter } from './core/rate-limit.js';
 import { Verifier } from './core/tokens.js';
 import type { HubContext } from './mercure/context.js';
 import { handleRequest } from './mercure/routes.js';
 import { publishSubscriptionEventsOf } from './mercure/subscriptions.js';
 import { type Tracing, loadTracing } from './ops/tracing.js';
+import { Webhooks } from './ops/webhooks.js';
 import { type BasicTransport, assertTransport, createTransport } from './transports/index.js';
 
 /** A hub serving HTTP. */
@@ -56,6 +58,7 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
   const tracing = options.tracing ?? (await loadTracing(config.tracing));
   const hub = new Hub(config, transport, log);
   hub.tracing = tracing;
+  await startPresence(hub, transport, config, log);
   if (config.subscriptions) publishSubscriptionEventsOf(hub);
   const ctx: HubContext = { hub, publisherVerifier, subscriberVerifier, rateLimiter: config.publishRate > 0 ? new RateLimiter(config.publishRate) : undefined, answered: new WeakSet() };
   const server = createHttpServer(config, ctx);
@@ -98,6 +101,28 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
       return closing;
     },
   };
+}
+
+/**
+ * Presence for the hub (in the transport when it offers a shared store, else in this process),
+ * fed by the core's signals, and the webhooks that tell the backend about it.
+ */
+async function startPresence(hub: Hub, transport: BasicTransport, config: HubConfig, log: Logger): Promise<void> {
+  const node = newNodeId();
+  const store = transport.presenceStore?.(node, config.presenceTtl) ?? new LocalPresenceStore();
+  const presence = new Presence(store, { node, ttl: config.presenceTtl, vacateDelay: config.webhookVacateDelay, log });
+  hub.presence = presence;
+  hub.on('subscribed', (s) => void presence.joined(s.id, s.selectors, { subject: s.subject, payload: s.payload, protocol: s.protocol }));
+  hub.on('unsubscribed', (s, reason) => void presence.left(s.id, reason));
+  presence.on('lost', () => hub.metrics.presenceLost.inc());
+  hub.afterDrain(() => presence.close());
+  if (config.webhookUrls.length > 0 && config.webhookSecret !== undefined) {
+    const webhooks = new Webhooks({ urls: config.webhookUrls, secret: config.webhookSecret, log, metrics: hub.metrics });
+    presence.on('event', (event) => webhooks.send(event));
+    // After presence closed: the drain's disconnections and vacated topics are sent too.
+    hub.afterDrain(() => webhooks.close());
+  }
+  await presence.start();
 }
 
 /** Largest request head (URL and headers) accepted; a subscription may name up to 1000 topics in a 64 KiB URL. */

@@ -45,6 +45,9 @@ function refused(fn: () => unknown, setting: string, message?: RegExp): ConfigEr
 const CERT = makeCertificate();
 
 /** A value for every setting, and what it becomes in HubConfig; `with` are settings it needs beside it. */
+/** A Standard Webhooks secret: whsec_ and the base64 of 32 bytes. */
+const WEBHOOK_SECRET = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+
 const SAMPLES: Record<string, { raw: string; key: keyof HubConfig; expected: unknown; with?: Record<string, string> }> = {
   listen: { raw: '0.0.0.0:8080', key: 'listen', expected: { host: '0.0.0.0', port: 8080 } },
   'tls-cert': { raw: CERT.certPath, key: 'tlsCert', expected: CERT.certPath, with: { 'tls-key': CERT.keyPath } },
@@ -76,6 +79,10 @@ const SAMPLES: Record<string, { raw: string; key: keyof HubConfig; expected: unk
   'drain-timeout': { raw: '30s', key: 'drainTimeout', expected: 30_000 },
   'log-level': { raw: 'debug', key: 'logLevel', expected: 'debug' },
   dev: { raw: 'true', key: 'dev', expected: true },
+  'presence-ttl': { raw: '10s', key: 'presenceTtl', expected: 10_000 },
+  'webhook-url': { raw: 'https://api.example.com/hooks, http://10.0.0.7:8080/ssehub', key: 'webhookUrls', expected: ['https://api.example.com/hooks', 'http://10.0.0.7:8080/ssehub'], with: { 'webhook-secret': WEBHOOK_SECRET } },
+  'webhook-secret': { raw: WEBHOOK_SECRET, key: 'webhookSecret', expected: WEBHOOK_SECRET },
+  'webhook-vacate-delay': { raw: '1500ms', key: 'webhookVacateDelay', expected: 1500 },
 };
 
 describe('config: where settings come from', () => {
@@ -223,6 +230,10 @@ describe('config: bad values name the setting where it was given', () => {
     ['cookie-name', ' ', /must not be empty/],
     ['cors-origins', 'https://app.example.com/path', /not an origin/],
     ['publish-origins', 'app.example.com', /not an origin/],
+    ['webhook-url', 'ftp://example.com/hooks', /expected http\(s\) URLs, got "ftp:\/\/example.com\/hooks"/],
+    ['webhook-secret', 'not-a-whsec-secret', /expected whsec_ and the base64 of 24 to 64 random bytes/],
+    ['webhook-secret', 'whsec_c2hvcnQ=', /expected whsec_ and the base64 of 24 to 64 random bytes/],
+    ['presence-ttl', '500ms', /must be at least 1s/],
   ];
 
   for (const [name, raw, message] of BAD) {

@@ -15,6 +15,7 @@ import { type BasicTransport, type HistoryResult, isReady } from '../transports/
 import { DrainingError, OverCapacityError } from './errors.js';
 import { type JoinRequest, type Subscription, join } from './join.js';
 import type { EndReason, Outlet } from './outlet.js';
+import type { Presence, PresenceEntry } from './presence.js';
 import { isExactSelector } from './selector.js';
 import { Batch, type Subscriber } from './subscriber.js';
 import { type Update, type UpdateInput, toUpdate, updateProblem } from './update.js';
@@ -80,6 +81,8 @@ export class Hub extends EventEmitter<HubEvents> {
   readonly log: Logger;
   /** OpenTelemetry spans, when `--tracing` is on. */
   tracing: Tracing | undefined;
+  /** Who is subscribed to what across the cluster (set by `startHub`). */
+  presence: Presence | undefined;
   /** Every open connection, for capacity and graceful shutdown. */
   readonly connections = new Connections();
   /** Subscribers, live or replaying. */
@@ -102,6 +105,7 @@ export class Hub extends EventEmitter<HubEvents> {
   /** Poison entries already logged. */
   readonly #poisonLogged = new Set<string>();
   #stopPoison: (() => void) | undefined;
+  readonly #afterDrain: (() => Promise<void>)[] = [];
 
   constructor(config: HubConfig, transport: BasicTransport, log: Logger) {
     super();
@@ -227,6 +231,24 @@ export class Hub extends EventEmitter<HubEvents> {
   }
 
   /**
+   * The subscriptions of the whole cluster: this node's from its own subscribers (exact, even
+   * during a replay), the other nodes' from presence. Filtered by selector or subscriber ID.
+   */
+  async listSubscriptions(filter: { topic?: string; subscriber?: string } = {}): Promise<PresenceEntry[]> {
+    const node = this.presence?.node ?? 'local';
+    const entries: PresenceEntry[] = [];
+    for (const s of this.subscribers) {
+      if (filter.subscriber !== undefined && s.id !== filter.subscriber) continue;
+      for (const topic of s.selectors) {
+        if (filter.topic === undefined || topic === filter.topic) entries.push({ subscriber: s.id, topic, node, subject: s.subject, payload: s.payload, protocol: s.protocol, since: s.outlet?.openedAt ?? Date.now() });
+      }
+    }
+    if (this.presence === undefined) return entries;
+    for (const entry of await this.presence.list(filter)) if (entry.node !== node) entries.push(entry);
+    return entries;
+  }
+
+  /**
    * Subscribers per exact topic, and how many subscribe with a template or `*` (for the /ui
    * dashboard). A subscriber with any template selector is counted with the latter only, as the
    * fan-out index files it.
@@ -345,11 +367,17 @@ export class Hub extends EventEmitter<HubEvents> {
     slice();
   }
 
+  /** Registers work for the shutdown, run in order once the connections are drained and before the transport closes. */
+  afterDrain(work: () => Promise<void>): void {
+    this.#afterDrain.push(work);
+  }
+
   /** Graceful shutdown: readiness off, connections closed in batches over the drain window, then the transport. */
   async shutdown(): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
     await closeGracefully(this.connections, { window: this.config.drainTimeout, reason: 'shutdown' });
+    for (const work of this.#afterDrain) await work();
     this.#unsubscribe();
     this.#stopPoison?.();
     await this.transport.close();

@@ -79,7 +79,7 @@ export async function join(hub: Hub, request: JoinRequest): Promise<Subscription
   checkSelectors(request.selectors);
   const privateMatchers = grantMatchers(request.grant?.subscribe, 'mercure.subscribe');
   const releaseSlot = hub.admitConnection(request.address);
-  const subscriber = new Subscriber({ id: newSubscriberId(), selectors: request.selectors, privateMatchers, address: request.address, payload: request.grant?.payload, maxPending: MAX_PENDING, protocol: request.protocol, grant: request.grant, accepts: request.accepts });
+  const subscriber = new Subscriber({ id: newSubscriberId(), selectors: request.selectors, privateMatchers, address: request.address, payload: request.grant?.payload, maxPending: MAX_PENDING, protocol: request.protocol, grant: request.grant, accepts: request.accepts, subject: request.grant?.subject });
   hub.admit(subscriber);
 
   const { lastEventId } = request;

@@ -96,7 +96,7 @@ export class Presence extends EventEmitter<PresenceEvents> {
   /** This node's entries, by subscriber: what a lease that lapsed must put back. */
   readonly #mine = new Map<string, PresenceEntry[]>();
   /** Pending vacate checks, by topic. */
-  readonly #vacating = new Map<string, NodeJS.Timeout>();
+  readonly #vacating = new Map<string, { timer: NodeJS.Timeout; check: () => Promise<void> }>();
   /** Store writes in order (an add is in before its remove), and failures logged, never thrown. */
   #queue: Promise<unknown> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
@@ -154,14 +154,21 @@ export class Presence extends EventEmitter<PresenceEvents> {
     return this.store.list(filter);
   }
 
-  /** Stops the heartbeat and removes this node's entries (its subscribers were closed by the drain). */
+  /**
+   * Stops the heartbeat and removes this node's entries (its subscribers were closed by the drain).
+   * Topics waiting to be found vacated are looked at now: nobody else would, and their clients
+   * have had the drain window to come back on another node.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
+    for (const [topic, { timer, check }] of this.#vacating) {
+      clearTimeout(timer);
+      this.#vacating.delete(topic);
+      void this.#enqueue(check);
+    }
     await this.#queue;
-    for (const timer of this.#vacating.values()) clearTimeout(timer);
-    this.#vacating.clear();
     await this.store.close().catch((error: unknown) => this.#log.warn({ err: (error as Error).message }, 'presence: could not remove this node\'s entries'));
   }
 
@@ -194,24 +201,29 @@ export class Presence extends EventEmitter<PresenceEvents> {
   }
 
   #scheduleVacate(topic: string, subscriber: string, subject: string | undefined, node = this.node): void {
-    if (this.#vacating.has(topic) || this.#closed) return;
+    if (this.#vacating.has(topic)) return;
+    const check = async (): Promise<void> => {
+      if ((await this.store.count(topic)) === 0 && (await this.store.transition(topic, 'occupied', 'vacated'))) {
+        this.emit('event', { type: 'topic.vacated', topic, subscriber, subject, node });
+      }
+    };
+    if (this.#closed) {
+      void this.#enqueue(check);
+      return;
+    }
     const timer = setTimeout(() => {
       this.#vacating.delete(topic);
-      void this.#enqueue(async () => {
-        if ((await this.store.count(topic)) === 0 && (await this.store.transition(topic, 'occupied', 'vacated'))) {
-          this.emit('event', { type: 'topic.vacated', topic, subscriber, subject, node });
-        }
-      });
+      void this.#enqueue(check);
     }, this.#vacateDelay);
     timer.unref();
-    this.#vacating.set(topic, timer);
+    this.#vacating.set(topic, { timer, check });
   }
 
+  /** The topic got a subscriber here: its pending vacate check is moot (this node counts in it now). */
   #cancelVacate(topic: string): void {
-    const timer = this.#vacating.get(topic);
-    if (timer === undefined) return;
-    // The check still runs (another node may have emptied it meanwhile), but later: the topic just got a subscriber here.
-    clearTimeout(timer);
+    const pending = this.#vacating.get(topic);
+    if (pending === undefined) return;
+    clearTimeout(pending.timer);
     this.#vacating.delete(topic);
   }
 

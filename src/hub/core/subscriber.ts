@@ -45,6 +45,8 @@ export class Subscriber {
   readonly protocol: string;
   /** `mercure.payload` of its token. */
   readonly payload: unknown;
+  /** The `sub` claim of its token, when it has one. */
+  readonly subject: string | undefined;
   /** Where its events are written; set once the connection is open. */
   outlet: Outlet | undefined;
   /** Its connection span, when tracing is on. */
@@ -66,8 +68,9 @@ export class Subscriber {
     this.outlet = outlet;
   }
 
-  constructor(init: { id: string; selectors: SelectorLike[]; privateMatchers: Matcher[]; address: string; payload: unknown; maxPending: number; protocol?: string | undefined; grant?: Grant | undefined; accepts?: ((update: Update) => boolean) | undefined }) {
+  constructor(init: { id: string; selectors: SelectorLike[]; privateMatchers: Matcher[]; address: string; payload: unknown; maxPending: number; protocol?: string | undefined; grant?: Grant | undefined; accepts?: ((update: Update) => boolean) | undefined; subject?: string | undefined }) {
     this.id = init.id;
+    this.subject = init.subject;
     this.protocol = init.protocol ?? 'sse';
     this.typedSelectors = init.selectors.map(toSelector);
     this.selectors = this.typedSelectors.map((s) => s.value);

@@ -21,27 +21,48 @@ export function subscriptionTopic(selector: string, subscriberId: string): strin
   return `${BASE}/${encodeURIComponent(selector)}/${encodeURIComponent(subscriberId)}`;
 }
 
-function describe(subscriber: Subscriber, selector: string, active: boolean): Record<string, unknown> {
-  const doc: Record<string, unknown> = { id: subscriptionTopic(selector, subscriber.id), type: 'Subscription', topic: selector, subscriber: subscriber.id, active };
-  if (subscriber.payload !== undefined) doc.payload = subscriber.payload;
+/** One subscription as the documents describe it: a subscriber, one of its selectors, its token's payload. */
+interface Described {
+  subscriber: string;
+  topic: string;
+  payload?: unknown;
+}
+
+function describe(s: Described, active: boolean): Record<string, unknown> {
+  const doc: Record<string, unknown> = { id: subscriptionTopic(s.topic, s.subscriber), type: 'Subscription', topic: s.topic, subscriber: s.subscriber, active };
+  if (s.payload !== undefined) doc.payload = s.payload;
   return doc;
 }
 
-/** Publishes one subscription event per selector of the subscriber. */
-export function publishSubscriptionEvents(hub: Hub, subscriber: Subscriber, active: boolean): void {
-  for (const selector of subscriber.selectors) {
-    const doc = { '@context': 'https://mercure.rocks/', ...describe(subscriber, selector, active) };
-    const topic = subscriptionTopic(selector, subscriber.id);
+/** Publishes one subscription event per subscription. */
+function publishEvents(hub: Hub, subscriptions: readonly Described[], active: boolean): void {
+  for (const s of subscriptions) {
+    const doc = { '@context': 'https://mercure.rocks/', ...describe(s, active) };
+    const topic = subscriptionTopic(s.topic, s.subscriber);
     hub.publish({ id: newUpdateId(), topics: [topic], data: JSON.stringify(doc), private: true }).catch((error: Error) => {
       hub.log.warn({ err: error.message, topic }, 'subscription event not published');
     });
   }
 }
 
-/** With `--subscriptions`: publishes the subscription events of every subscriber that joins or leaves the core. */
+/** Publishes one subscription event per selector of the subscriber. */
+export function publishSubscriptionEvents(hub: Hub, subscriber: Subscriber, active: boolean): void {
+  publishEvents(
+    hub,
+    subscriber.selectors.map((topic) => ({ subscriber: subscriber.id, topic, payload: subscriber.payload })),
+    active,
+  );
+}
+
+/**
+ * With `--subscriptions`: publishes the subscription events of every subscriber that joins or
+ * leaves the core, and, for the subscribers of a node that died, the inactive events it could not
+ * send (by the one node that claimed it).
+ */
 export function publishSubscriptionEventsOf(hub: Hub): void {
   hub.on('subscribed', (subscriber) => publishSubscriptionEvents(hub, subscriber, true));
   hub.on('unsubscribed', (subscriber) => publishSubscriptionEvents(hub, subscriber, false));
+  hub.presence?.on('lost', (lost) => publishEvents(hub, lost.entries, false));
 }
 
 /** Handles `GET /.well-known/mercure/subscriptions[/{topic}[/{subscriber}]]`. */
@@ -64,11 +85,8 @@ export async function handleSubscriptionsApi(ctx: HubContext, req: NodeRequest, 
   const matchers = grantMatchers(grant.subscribe, 'mercure.subscribe');
   if (!matchers.some((m) => m(path))) throw new HttpError(403, 'topic-not-allowed', `the token's "mercure.subscribe" claim does not match ${path}`);
 
-  const subscriptions: Record<string, unknown>[] = [];
-  for (const s of ctx.hub.subscribers) {
-    if (subscriberId !== undefined && s.id !== subscriberId) continue;
-    for (const selector of s.selectors) if (topic === undefined || selector === topic) subscriptions.push(describe(s, selector, true));
-  }
+  // The whole cluster's, from any node.
+  const subscriptions = (await ctx.hub.listSubscriptions({ topic, subscriber: subscriberId })).map((s) => describe(s, true));
   const lastEventID = (await ctx.hub.transport.lastId?.()) ?? 'earliest';
   let body: Record<string, unknown>;
   if (subscriberId !== undefined) {
