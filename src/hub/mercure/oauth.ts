@@ -99,5 +99,7 @@ export function handleResourceMetadata(ctx: HubContext, req: NodeRequest, res: N
   };
   if (config.subscriptions) doc.mercure_subscriptions = true;
   // Public by nature, so readable from any origin (no credentials).
-  res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=300', 'access-control-allow-origin': '*' }).end(req.method === 'HEAD' ? undefined : JSON.stringify(doc));
+  res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=300', 'access-control-allow-origin': '*' });
+  if (req.method === 'HEAD') res.end();
+  else res.end(JSON.stringify(doc));
 }
