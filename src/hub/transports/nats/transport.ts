@@ -22,7 +22,9 @@ import {
 import { DuplicateIdError, TransportUnavailableError } from '../../core/errors.js';
 import type { Update } from '../../core/update.js';
 import { type HistoryLimits, type HistoryResult, type PoisonEntry, PoisonListeners, type Transport } from '../transport.js';
+import type { PresenceStore } from '../../core/presence.js';
 import { decode, encode, idToken, isUpdate } from './codec.js';
+import { NatsPresenceStore } from './presence.js';
 import { Tail, apiErrorCode, isNotFound } from './tail.js';
 import { type NatsOptions, parseNatsUrl, reconnectDelay } from './url.js';
 
@@ -146,6 +148,11 @@ export class NatsTransport implements Transport {
 
   onPoison(listener: (entry: PoisonEntry) => void): () => void {
     return this.#poison.add(listener);
+  }
+
+  /** Presence for the cluster, in a key-value bucket beside the stream (see presence.ts). */
+  presenceStore(node: string, ttl: number): PresenceStore {
+    return new NatsPresenceStore(this.#js, { bucket: `${this.#options.stream}_presence`, node, ttl, replicas: this.#options.replicas });
   }
 
   /** The message's update, or `undefined` (reported to the poison listeners) when it is not one. */
