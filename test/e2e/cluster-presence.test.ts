@@ -68,7 +68,7 @@ for (const [name, makeBackend] of BACKENDS) {
       backend = await makeBackend();
       receiver = await startWebhookReceiver();
       token = await signToken(TEST_KEY, { subscribe: ['*'] });
-      const flags = ['--transport', backend.url, '--anonymous', '--subscriptions', '--presence-ttl', `${TTL_MS}ms`, '--webhook-url', `${receiver.url}/hooks`, '--webhook-secret', WEBHOOK_SECRET, '--webhook-vacate-delay', '500ms', '--drain-timeout', '0'];
+      const flags = ['--transport', backend.url, '--anonymous', '--subscriptions', '--presence-ttl', `${TTL_MS}ms`, '--webhook-url', `${receiver.url}/hooks`, '--webhook-secret', WEBHOOK_SECRET, '--webhook-vacate-delay', '500ms', '--drain-timeout', '0', '--ui'];
       for (let i = 0; i < 3; i++) hubs.push(await startHubProcess(flags));
     });
     after(async () => {
@@ -91,6 +91,14 @@ for (const [name, makeBackend] of BACKENDS) {
       assert.deepEqual(await listed(b, token), await listed(c, token));
       await receiver.until((r) => of(r, 'subscriber.connected').length === 3 && of(r, 'topic.occupied').length === 2, 'three connected, two occupied');
       const onA = (await listed(c, token)).find((s) => s.endsWith(` ${topicA}`))?.split(' ')[0] as string;
+      // The dashboard of A shows the cluster's presence per topic: B's topic on two nodes.
+      const uiToken = await signToken(TEST_KEY, { ui: true });
+      const state = (await (await fetch(`${a.url}/ui/api/state`, { headers: { authorization: `Bearer ${uiToken}` } })).json()) as { cluster: { nodes: string[]; topics: { topic: string; subscribers: number; nodes: number }[] } };
+      assert.equal(state.cluster.nodes.length, 3);
+      assert.deepEqual(state.cluster.topics, [
+        { topic: topicB, subscribers: 2, nodes: 2 },
+        { topic: topicA, subscribers: 1, nodes: 1 },
+      ]);
 
       await a.kill('SIGKILL');
       const killedAt = Date.now();

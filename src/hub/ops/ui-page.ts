@@ -84,6 +84,11 @@ export const UI_PAGE = `<!doctype html>
   </section>
 
   <section>
+    <h2>Presence across the cluster <span class="muted" id="cluster-nodes"></span></h2>
+    <table><thead><tr><th>topic or selector</th><th class="num">subscribers</th><th class="num">nodes</th></tr></thead><tbody id="cluster-topics"></tbody></table>
+  </section>
+
+  <section>
     <h2>Recent connection ends</h2>
     <table><thead><tr><th>ended</th><th>address</th><th>reason</th><th class="num">duration</th><th class="num">events</th><th class="num">bytes</th></tr></thead><tbody id="ends"></tbody></table>
   </section>
@@ -220,6 +225,17 @@ function render(s) {
   }
   if (sorted.length === 0) cell(topics.insertRow(), 'no subscribed topics', 'muted');
   $('template-subscribers').textContent = s.templateSubscribers ? '(+' + s.templateSubscribers + ' subscribers on templates)' : '';
+
+  const cluster = $('cluster-topics');
+  cluster.replaceChildren();
+  for (const t of s.cluster.topics) {
+    const row = cluster.insertRow();
+    cell(row, t.topic);
+    cell(row, t.subscribers, 'num');
+    cell(row, t.nodes, 'num');
+  }
+  if (s.cluster.topics.length === 0) cell(cluster.insertRow(), 'nobody subscribed anywhere', 'muted');
+  $('cluster-nodes').textContent = '(' + s.cluster.nodes.length + (s.cluster.nodes.length === 1 ? ' node' : ' nodes') + ' with subscribers)';
 
   const ends = $('ends');
   ends.replaceChildren();

@@ -66,6 +66,7 @@ export async function handleUi(ctx: HubContext, req: NodeRequest, res: NodeRespo
       ...(group !== undefined && { workers: totalOf(group, 'ssehub_workers'), workersReporting: totalOf(group, 'ssehub_workers_reporting') }),
       topics: topics.slice(0, 200),
       templateSubscribers,
+      cluster: await clusterPresence(ctx),
       recentEnds: [...hub.recentEnds].reverse(),
       uptimeMs: Date.now() - hub.startedAt,
       now: Date.now(),
@@ -94,6 +95,25 @@ export async function handleUi(ctx: HubContext, req: NodeRequest, res: NodeRespo
     return;
   }
   throw new HttpError(404, 'not-found', `no such resource: ${path}`);
+}
+
+/**
+ * Presence across the cluster, per selector: subscribers and the nodes holding them, the 200
+ * largest; and every node that holds any. On one node, the same figures for it alone.
+ */
+async function clusterPresence(ctx: HubContext): Promise<{ nodes: string[]; topics: { topic: string; subscribers: number; nodes: number }[] }> {
+  const byTopic = new Map<string, { subscribers: number; nodes: Set<string> }>();
+  const nodes = new Set<string>();
+  for (const entry of await ctx.hub.listSubscriptions()) {
+    nodes.add(entry.node);
+    const t = byTopic.get(entry.topic) ?? { subscribers: 0, nodes: new Set<string>() };
+    t.subscribers++;
+    t.nodes.add(entry.node);
+    byTopic.set(entry.topic, t);
+  }
+  const topics = [...byTopic].map(([topic, t]) => ({ topic, subscribers: t.subscribers, nodes: t.nodes.size }));
+  topics.sort((a, b) => b.subscribers - a.subscribers || a.topic.localeCompare(b.topic));
+  return { nodes: [...nodes].sort(), topics: topics.slice(0, 200) };
 }
 
 /** The dashboard's data needs a token with `ssehub.ui: true`, except in `--dev`. */
