@@ -16,7 +16,9 @@ import { RateLimiter } from './core/rate-limit.js';
 import { Verifier } from './core/tokens.js';
 import type { HubContext } from './mercure/context.js';
 import { handleRequest } from './mercure/routes.js';
+import { patternBaseOf } from './mercure/oauth.js';
 import { publishSubscriptionEventsOf } from './mercure/subscriptions.js';
+import { publishV1SubscriptionEventsOf } from './mercure/subscriptions-v1.js';
 import { type Tracing, loadTracing } from './ops/tracing.js';
 import { Webhooks } from './ops/webhooks.js';
 import { type BasicTransport, assertTransport, createTransport } from './transports/index.js';
@@ -48,9 +50,11 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
   const alg = config.jwtAlg;
   const publisherKey = config.publisherJwtKey ?? config.jwtKey;
   const subscriberKey = config.subscriberJwtKey ?? config.jwtKey;
-  const publisherVerifier = new Verifier('publisher', { key: publisherKey, alg, jwksUrl: publisherKey === undefined ? config.jwksUrl : undefined });
+  // Mercure 1.0 access tokens: the trusted issuers, and the base of their relative URL patterns.
+  const tokens = { issuers: config.tokenIssuers, patternBase: patternBaseOf(config) };
+  const publisherVerifier = new Verifier('publisher', { key: publisherKey, alg, jwksUrl: publisherKey === undefined ? config.jwksUrl : undefined, ...tokens });
   const subscriberVerifier =
-    subscriberKey !== undefined || config.jwksUrl !== undefined ? new Verifier('subscriber', { key: subscriberKey, alg, jwksUrl: subscriberKey === undefined ? config.jwksUrl : undefined }) : undefined;
+    subscriberKey !== undefined || config.jwksUrl !== undefined ? new Verifier('subscriber', { key: subscriberKey, alg, jwksUrl: subscriberKey === undefined ? config.jwksUrl : undefined, ...tokens }) : undefined;
   await Promise.all([publisherVerifier.ready(), subscriberVerifier?.ready()]);
 
   if (options.transport !== undefined) assertTransport(options.transport);
@@ -59,7 +63,10 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
   const hub = new Hub(config, transport, log);
   hub.tracing = tracing;
   await startPresence(hub, transport, config, log);
-  if (config.subscriptions) publishSubscriptionEventsOf(hub);
+  if (config.subscriptions) {
+    publishSubscriptionEventsOf(hub);
+    publishV1SubscriptionEventsOf(hub);
+  }
   const ctx: HubContext = { hub, publisherVerifier, subscriberVerifier, rateLimiter: config.publishRate > 0 ? new RateLimiter(config.publishRate) : undefined, answered: new WeakSet() };
   const server = createHttpServer(config, ctx);
   await new Promise<void>((resolve, reject) => {

@@ -36,6 +36,15 @@ export function isAccessTokenType(typ: unknown): boolean {
   return typeof typ === 'string' && typ.toLowerCase().replace(/^application\//, '') === 'at+jwt';
 }
 
+/** `true` when a token's header says it is an access token (`typ: at+jwt`); `false` for any other or an unreadable one. */
+export function isAccessToken(token: string): boolean {
+  try {
+    return isAccessTokenType(decodeProtectedHeader(token).typ);
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Verifies tokens for one role (publisher or subscriber) with one key or key set. Two kinds of
  * token are accepted: draft-07 tokens (a `mercure` claim), and OAuth 2.0 access tokens (header

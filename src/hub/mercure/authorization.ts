@@ -1,15 +1,18 @@
 /**
- * Authorization, Mercure draft-07: where a request's token is looked for (the `Authorization`
- * header, the `authorization` query parameter, the cookie), and one `authenticate` that every
- * route calls to turn it into a Grant. Verifying the token and reading its claims is the core's
- * (core/tokens.ts), shared with every front-end.
+ * Authorization: where a request's token is looked for, and one `authenticate` that every route
+ * calls to turn it into a Grant. A draft-07 request's token is in the `Authorization` header, the
+ * `authorization` query parameter or the `--cookie-name` cookie; a Mercure 1.0 request's in the
+ * header or the `--access-token-cookie` cookie, never in the URL (RFC 9700). Either kind of token
+ * is accepted in either kind of request. Verifying the token and reading its claims is the
+ * core's (core/tokens.ts), shared with every front-end.
  */
 import type { NodeRequest } from '../../server/adapters/node.js';
 import { InvalidTokenError } from '../core/errors.js';
 import type { Grant } from '../core/grant.js';
-import type { Verifier } from '../core/tokens.js';
+import { type Verifier, isAccessToken } from '../core/tokens.js';
 import type { HubContext } from './context.js';
 import { HttpError, bearerChallenge } from './errors.js';
+import { audiencesOf, isV1 } from './oauth.js';
 
 export { type Grant, grantMatchers } from '../core/grant.js';
 export { ALGORITHMS, type Algorithm, Verifier, readGrant } from '../core/tokens.js';
@@ -17,18 +20,25 @@ export { ALGORITHMS, type Algorithm, Verifier, readGrant } from '../core/tokens.
 /** Where a token was found; cookie-borne tokens need a CSRF check on POST. */
 export type TokenSource = 'header' | 'query' | 'cookie';
 
-/** Finds the token: `Authorization: Bearer`, else the `authorization` query parameter, else the cookie. */
-export function findToken(req: NodeRequest, query: URLSearchParams, cookieName: string): { token: string; source: TokenSource } | undefined {
+/**
+ * Finds the token: `Authorization: Bearer`, else the `authorization` query parameter (unless
+ * `v1Cookie` is given alone: a 1.0 request), else a cookie (`cookieName`, then `v1Cookie`).
+ */
+export function findToken(req: NodeRequest, query: URLSearchParams, cookieName: string | undefined, v1Cookie?: string): { token: string; source: TokenSource } | undefined {
   const header = req.headers.authorization;
   if (header !== undefined) {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (match === null) throw new HttpError(401, 'invalid-token', 'the Authorization header must be "Bearer <token>"', bearerChallenge('invalid_request'));
+    if (match === null) throw new HttpError(cookieName === undefined ? 400 : 401, 'invalid-token', 'the Authorization header must be "Bearer <token>"', bearerChallenge('invalid_request'));
     return { token: match[1] as string, source: 'header' };
   }
-  const fromQuery = query.get('authorization');
-  if (fromQuery !== null) return { token: fromQuery, source: 'query' };
-  const cookie = readCookie(req.headers.cookie, cookieName);
-  if (cookie !== undefined) return { token: cookie, source: 'cookie' };
+  if (cookieName !== undefined) {
+    const fromQuery = query.get('authorization');
+    if (fromQuery !== null) return { token: fromQuery, source: 'query' };
+  }
+  for (const name of [cookieName, v1Cookie]) {
+    const cookie = name === undefined ? undefined : readCookie(req.headers.cookie, name);
+    if (cookie !== undefined) return { token: cookie, source: 'cookie' };
+  }
   return undefined;
 }
 
@@ -46,6 +56,16 @@ function readCookie(header: string | undefined, name: string): string | undefine
     }
   }
   return undefined;
+}
+
+/** `true` when the request presents an access token (`typ: at+jwt`, Mercure 1.0), before it is verified. */
+export function presentsAccessToken(ctx: HubContext, req: NodeRequest, query: URLSearchParams): boolean {
+  try {
+    const found = findToken(req, query, ctx.hub.config.cookieName, ctx.hub.config.accessTokenCookie);
+    return found !== undefined && isAccessToken(found.token);
+  } catch {
+    return false;
+  }
 }
 
 /** Who a request speaks as: its verified grant and where its token was. */
@@ -72,7 +92,9 @@ export interface AuthenticateOptions {
 export async function authenticate(ctx: HubContext, req: NodeRequest, query: URLSearchParams, options: AuthenticateOptions & { missing: string }): Promise<Authenticated>;
 export async function authenticate(ctx: HubContext, req: NodeRequest, query: URLSearchParams, options: AuthenticateOptions): Promise<Authenticated | undefined>;
 export async function authenticate(ctx: HubContext, req: NodeRequest, query: URLSearchParams, options: AuthenticateOptions): Promise<Authenticated | undefined> {
-  const found = findToken(req, query, ctx.hub.config.cookieName);
+  const config = ctx.hub.config;
+  // A 1.0 request looks in the header and its own cookie only; others where draft-07 looks, then the 1.0 cookie.
+  const found = isV1(req) ? findToken(req, query, undefined, config.accessTokenCookie) : findToken(req, query, config.cookieName, config.accessTokenCookie);
   if (found === undefined) {
     if (options.missing === false) return undefined;
     throw new HttpError(401, 'missing-token', options.missing, options.challenge === false ? {} : bearerChallenge());
@@ -82,5 +104,9 @@ export async function authenticate(ctx: HubContext, req: NodeRequest, query: URL
     if (options.missing === false) throw new InvalidTokenError('invalid-token', 'this hub has no subscriber key configured, so it cannot accept subscriber tokens');
     throw new HttpError(401, 'missing-token', options.missing, options.challenge === false ? {} : bearerChallenge());
   }
-  return { grant: await verifier.verify(found.token), source: found.source };
+  const grant = await verifier.verify(found.token, { audiences: audiencesOf(ctx, req) });
+  if (grant.tokenType === 'at+jwt' && found.source === 'query') {
+    throw new HttpError(400, 'token-in-url', 'an access token (typ at+jwt) is not accepted in the URL: send it in an "Authorization: Bearer" header or the cookie', bearerChallenge('invalid_request'));
+  }
+  return { grant, source: found.source };
 }

@@ -1,6 +1,8 @@
 /**
  * The Mercure front-end's answers: an HTTP status, headers and a message. The core's typed errors
- * become statuses here, and nowhere else.
+ * become statuses here, and nowhere else: for a draft-07 request as draft-07 hubs answer, for a
+ * Mercure 1.0 request with the RFC 6750 challenge its status calls for (`invalid_request`,
+ * `invalid_token`, `insufficient_scope`, or a bare one when no token was presented).
  */
 import {
   DrainingError,
@@ -15,6 +17,7 @@ import {
   RateLimitedError,
   TransportUnavailableError,
 } from '../core/errors.js';
+import { bearerChallengeV1 } from './oauth.js';
 
 /** An error answered as an HTTP response. `reason` is a short label for metrics and logs. */
 export class HttpError extends Error {
@@ -35,8 +38,27 @@ export function bearerChallenge(error?: string): Record<string, string> {
   return { 'www-authenticate': error === undefined ? 'Bearer realm="ssehub"' : `Bearer realm="ssehub", error="${error}"` };
 }
 
-/** The HTTP answer to an error of the core (or an HttpError as it is); `undefined` for anything else, a bug. */
-export function toHttpError(error: unknown): HttpError | undefined {
+/** How a Mercure 1.0 answer points to the hub's protected-resource metadata. */
+export interface V1Answer {
+  resourceMetadata: string;
+}
+
+/**
+ * The HTTP answer to an error of the core (or an HttpError as it is); `undefined` for anything
+ * else, a bug. With `v1`, the answer of a Mercure 1.0 request (RFC 6750).
+ */
+export function toHttpError(error: unknown, v1?: V1Answer): HttpError | undefined {
+  const answer = toDraft07(error);
+  if (v1 === undefined || answer === undefined || answer.headers['www-authenticate']?.includes('resource_metadata') === true) return answer;
+  const challenge = (code?: 'invalid_request' | 'invalid_token' | 'insufficient_scope') => bearerChallengeV1(v1.resourceMetadata, code, code === undefined ? undefined : answer.message);
+  const { 'www-authenticate': _old, ...headers } = answer.headers;
+  if (answer.status === 401) return new HttpError(401, answer.reason, answer.message, { ...headers, ...challenge(answer.reason === 'missing-token' ? undefined : 'invalid_token') });
+  if (answer.status === 403 && (error instanceof NotAllowedError || answer.reason === 'topic-not-allowed')) return new HttpError(403, answer.reason, answer.message, { ...headers, ...challenge('insufficient_scope') });
+  if (answer.status === 400) return new HttpError(400, answer.reason, answer.message, { ...headers, ...challenge('invalid_request') });
+  return answer;
+}
+
+function toDraft07(error: unknown): HttpError | undefined {
   if (error instanceof HttpError) return error;
   if (!(error instanceof HubError)) return undefined;
   if (error instanceof InvalidUpdateError || error instanceof InvalidSelectorError || error instanceof InvalidSubscriptionError) return new HttpError(400, error.reason, error.message);

@@ -61,8 +61,8 @@ export function resourceOf(ctx: HubContext, req: NodeRequest): string {
 }
 
 /** The base of relative URL patterns and topics: the configured resource identifier, else a fixed one. */
-export function patternBaseOf(ctx: HubContext): string {
-  return ctx.hub.config.tokenAudience ?? DEFAULT_PATTERN_BASE;
+export function patternBaseOf(config: { tokenAudience: string | undefined }): string {
+  return config.tokenAudience ?? DEFAULT_PATTERN_BASE;
 }
 
 /** The URL of the resource's metadata document (RFC 9728 §3.1: the well-known prefix before the resource's path). */

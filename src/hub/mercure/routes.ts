@@ -13,6 +13,9 @@ import { HUB_PATH, SUBSCRIPTIONS_PATH } from './paths.js';
 import { handlePublish } from './publish.js';
 import { handleSubscribe } from './subscribe.js';
 import { handleSubscriptionsApi } from './subscriptions.js';
+import { handleSubscriptionsApiV1 } from './subscriptions-v1.js';
+import { RESOURCE_METADATA_PATH, handleResourceMetadata, isV1, resourceMetadataUrl } from './oauth.js';
+import { presentsAccessToken } from './authorization.js';
 
 export { HUB_PATH };
 const MAX_URL_LENGTH = 64 * 1024;
@@ -29,12 +32,14 @@ function cors(ctx: HubContext, req: NodeRequest, res: NodeResponse): boolean {
   res.setHeader('access-control-allow-origin', origin);
   res.setHeader('access-control-allow-credentials', 'true');
   res.setHeader('vary', 'Origin');
+  // What a fetch()-based client reads: the resume cursor, the subscription API's Link, the challenge.
+  res.setHeader('access-control-expose-headers', 'Mercure-Last-Event-ID, Last-Event-ID, Link, WWW-Authenticate');
   return true;
 }
 
 /** Answers an error: the status, its headers, and the message as plain text. */
 function fail(ctx: HubContext, req: NodeRequest, res: NodeResponse, error: unknown): void {
-  const httpError = toHttpError(error);
+  const httpError = toHttpError(error, isV1(req) ? { resourceMetadata: resourceMetadataUrl(ctx, req) } : undefined);
   if (httpError === undefined) ctx.hub.log.error({ err: error instanceof Error ? { message: error.message, stack: error.stack } : String(error), url: req.url }, 'request failed');
   const status = httpError?.status ?? 500;
   // Already answered (408) and counted by the server: the handler only saw its body cut off.
@@ -74,7 +79,7 @@ async function route(ctx: HubContext, req: NodeRequest, res: NodeResponse): Prom
     if (method === 'OPTIONS') {
       if (!corsOk) throw new HttpError(403, 'cors', `origin ${req.headers.origin ?? '(none)'} is not allowed (--cors-origins)`);
       res.writeHead(204, {
-        'access-control-allow-methods': 'GET, POST, OPTIONS',
+        'access-control-allow-methods': 'GET, POST, QUERY, OPTIONS',
         'access-control-allow-headers': 'authorization, content-type, last-event-id, cache-control',
         'access-control-max-age': '600',
       });
@@ -82,22 +87,34 @@ async function route(ctx: HubContext, req: NodeRequest, res: NodeResponse): Prom
       return;
     }
     if (path === HUB_PATH) {
-      if (method === 'GET') return handleSubscribe(ctx, req, res, query);
+      if (method === 'GET' || method === 'QUERY') return handleSubscribe(ctx, req, res, query, q === -1 ? '' : rawUrl.slice(q + 1));
       if (method === 'POST') return handlePublish(ctx, req, res, query);
-      throw new HttpError(405, 'method-not-allowed', `${method} is not supported here: GET subscribes, POST publishes`, { allow: 'GET, POST, OPTIONS' });
+      throw new HttpError(405, 'method-not-allowed', `${method} is not supported here: GET (or QUERY, Mercure 1.0) subscribes, POST publishes`, { allow: 'GET, POST, QUERY, OPTIONS' });
     }
     if (path === SUBSCRIPTIONS_PATH || path.startsWith(`${SUBSCRIPTIONS_PATH}/`)) {
       if (!ctx.hub.config.subscriptions) throw new HttpError(404, 'not-found', 'the subscriptions API is off (--subscriptions)');
       if (method !== 'GET') throw new HttpError(405, 'method-not-allowed', `${method} is not supported here`, { allow: 'GET, OPTIONS' });
+      // The 1.0 form for a 1.0 path ({match_type}/{match}/{subscriber}) or an access token; else draft-07's.
+      const segments = path.slice(SUBSCRIPTIONS_PATH.length).split('/').filter((p) => p !== '').length;
+      if (segments === 3 || (segments !== 1 && presentsAccessToken(ctx, req, query))) return handleSubscriptionsApiV1(ctx, req, res, path);
       return handleSubscriptionsApi(ctx, req, res, path, query);
     }
     throw new HttpError(404, 'not-found', `no such resource: ${path}`);
   }
 
+  if (path === RESOURCE_METADATA_PATH) {
+    if (method === 'OPTIONS') {
+      res.writeHead(204, { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'GET, HEAD, OPTIONS', 'access-control-max-age': '600' }).end();
+      return;
+    }
+    if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, 'method-not-allowed', `${method} is not supported on ${path}`, { allow: 'GET, HEAD, OPTIONS' });
+    handleResourceMetadata(ctx, req, res);
+    return;
+  }
   if ((path === '/ui' || path.startsWith('/ui/')) && uiEnabled(ctx)) return handleUi(ctx, req, res, path, query);
   if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, 'method-not-allowed', `${method} is not supported on ${path}`, { allow: 'GET' });
   if (path === '/') {
-    sendText(res, 200, `ssehub: subscribe with GET ${HUB_PATH}?topic=…, publish with POST ${HUB_PATH}`);
+    sendText(res, 200, `ssehub: subscribe with GET ${HUB_PATH}?match=… (Mercure 1.0) or ?topic=… (draft-07), publish with POST ${HUB_PATH}`);
     return;
   }
   if (await handleOps(ctx.hub, path, res)) return;
