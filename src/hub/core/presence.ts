@@ -178,9 +178,19 @@ export class Presence extends EventEmitter<PresenceEvents> {
       const { renewed, lost } = await this.store.heartbeat();
       if (!renewed && this.#mine.size > 0) {
         // This node's lease ran out (a stall longer than the TTL, a partition) and its entries may
-        // have been claimed as a lost node's: they are still connected here, so put them back.
+        // have been claimed as a lost node's, announced gone: they are still connected here, so
+        // they are put back and announced again, and their topics occupied again if need be.
         this.#log.warn({ subscribers: this.#mine.size }, 'presence: this node\'s lease had run out; its entries are added again');
         await this.store.add([...this.#mine.values()].flat());
+        const topics = new Map<string, PresenceEntry>();
+        for (const entries of this.#mine.values()) {
+          const first = entries[0] as PresenceEntry;
+          this.emit('event', { type: 'subscriber.connected', subscriber: first.subscriber, topics: entries.map((e) => e.topic), subject: first.subject, node: this.node, protocol: first.protocol });
+          for (const e of entries) if (!topics.has(e.topic)) topics.set(e.topic, e);
+        }
+        for (const [topic, e] of topics) {
+          if (await this.store.transition(topic, 'vacated', 'occupied')) this.emit('event', { type: 'topic.occupied', topic, subscriber: e.subscriber, subject: e.subject, node: this.node });
+        }
       }
       await this.#handleLost(lost);
     });
