@@ -3,7 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { HubConfig } from '../hub/index.js';
-import { signToken } from '../hub/mercure/token.js';
+import { signAccessToken, signToken } from '../hub/mercure/token.js';
 import { HMAC } from './token.js';
 
 /**
@@ -33,6 +33,10 @@ export async function printDevBanner(config: HubConfig, url: string, keyGenerate
   const pub = hmac ? await signToken(config.publisherJwtKey ?? key, { publish: ['*'], subscribe: ['*'] }, alg) : unsigned;
   const subTok = hmac ? await signToken(config.subscriberJwtKey ?? key, { subscribe: ['*'] }, alg) : unsigned;
   const hub = `${url.replace('0.0.0.0', '127.0.0.1')}/.well-known/mercure`;
+  // Mercure 1.0 access tokens name the hub (aud) as clients reach it: this URL, unless pinned.
+  const v1 = { issuer: config.tokenIssuers[0] ?? 'urn:ssehub:dev', audience: config.tokenAudience ?? hub, expiresIn: 24 * 3_600_000 };
+  const pubV1 = hmac ? await signAccessToken(config.publisherJwtKey ?? key, { ...v1, publish: [{ match: '*' }], subscribe: [{ match: '*' }] }, alg) : unsigned;
+  const subV1 = hmac ? await signAccessToken(config.subscriberJwtKey ?? key, { ...v1, subscribe: [{ match: '*' }] }, alg) : unsigned;
   const tls = curlTlsFlag(config, new URL(hub).hostname.replace(/^\[|\]$/g, ''));
   const exports = hmac ? `\nIn the shell where you run the README's commands:\n  export PUBLISHER_TOKEN=${pub}\n  export SUBSCRIBER_TOKEN=${subTok}\n` : '';
   process.stderr.write(`
@@ -43,8 +47,13 @@ Anonymous subscribers allowed; transport: ${config.transport}.
 Publisher token:  ${pub}
 Subscriber token (may also read private updates): ${subTok}
 ${exports}
+Mercure 1.0 access tokens (iss ${v1.issuer}, aud ${v1.audience}, valid 24 h; either kind works with either kind of client):
+  publisher:  ${pubV1}
+  subscriber: ${subV1}
+
 Dashboard:  ${hub.replace('/.well-known/mercure', '/ui')}
 Subscribe:  curl ${tls}-N -g '${hub}?topic=https://example.com/books/{id}'
+  (1.0)     curl ${tls}-N '${hub}?match_urlpattern=https://example.com/books/:id'
 Publish:    curl ${tls}-d 'topic=https://example.com/books/1' -d 'data={"title":"SSE"}' \\
               -H 'Authorization: Bearer ${pub}' ${hub}
 ${tls === '-k ' ? 'The certificate is self-signed for another name: -k skips its check (curl --cacert FILE checks it).\n' : ''}============================================================================================
