@@ -14,7 +14,9 @@ Exit code: 0 when nothing is wrong, 1 when a problem or warning was found, 2 on 
   --json                  print the report as JSON
   --duration DURATION     how long to watch the stream (default 20s; longer than your heartbeat)
   --publish               publish probe updates to URL (a Mercure hub) and measure them; needs --token
-  --token JWT             publisher token for --publish (e.g. from "ssehub token --publish '*'")
+  --token JWT             publisher token for --publish (e.g. from "ssehub token --publish '*'", or a
+                          Mercure 1.0 access token from "ssehub token --access-token --publish '*'");
+                          on a URL with match= parameters (Mercure 1.0) the probes are subscribed with match
   --subscriber-token JWT  sent as "Authorization: Bearer" on the stream
   --topic TOPIC           topic of the probe updates (default: a fresh urn:ssehub:doctor:UUID)
   --header "NAME: VALUE"  an extra request header on the stream (repeatable)
@@ -75,7 +77,7 @@ export async function doctor(argv: string[]): Promise<number> {
         }
       }
     }
-    if (url === undefined) throw new UsageError('give the URL of the SSE endpoint, e.g. ssehub doctor https://example.com/.well-known/mercure?topic=x');
+    if (url === undefined) throw new UsageError('give the URL of the SSE endpoint, e.g. ssehub doctor https://example.com/.well-known/mercure?match=x');
     let parsed: URL;
     try {
       parsed = new URL(url);

@@ -8,5 +8,5 @@ export {
   type EventSourceMessageEvent,
 } from './event-source.js';
 export { type ReconnectPolicy, type ResolvedPolicy, reconnectDelay, resolvePolicy } from './backoff.js';
-export { type Discovery, type SubscribeUrlOptions, discoverFromHeaders, discoverHub, mercureSubscribeUrl, parseLinkHeader } from './mercure.js';
+export { type Discovery, type MatchOptions, type Matchers, type SubscribeUrlOptions, discoverFromHeaders, discoverHub, mercureMatchUrl, mercureQueryBody, mercureSubscribeUrl, parseLinkHeader } from './mercure.js';
 export { RESYNC_EVENT } from '../protocol/index.js';

@@ -1,4 +1,52 @@
-/** Mercure helpers: the subscribe URL for a set of topics, and hub discovery from a `Link` header. */
+/**
+ * Mercure helpers: subscribe URLs for Mercure 1.0 (`match`, `match_urlpattern`, `last_event_id`)
+ * and draft-07 (`topic`, `lastEventID`), the form body of a 1.0 `QUERY` subscription, and hub
+ * discovery from a `Link` header.
+ */
+
+/** The topic matchers of a Mercure 1.0 subscription: exact topics, and WHATWG URL Patterns (`https://example.com/books/:id`). */
+export interface Matchers {
+  /** Exact topics (`match`); `*` for every topic. */
+  exact?: string | string[];
+  /** URL Patterns (`match_urlpattern`), absolute or relative to the hub's URL. */
+  urlpattern?: string | string[];
+}
+
+/** Options of a Mercure 1.0 subscribe URL or body. */
+export interface MatchOptions {
+  /** Resume after this ID (`last_event_id`, for the first connection of a client that cannot set headers; `earliest` for all history). */
+  lastEventId?: string;
+}
+
+/** The Mercure 1.0 parameters of `matchers`, in order. */
+function matchParams(matchers: Matchers, options: MatchOptions): URLSearchParams {
+  const params = new URLSearchParams();
+  const list = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+  for (const topic of list(matchers.exact)) params.append('match', topic);
+  for (const pattern of list(matchers.urlpattern)) params.append('match_urlpattern', pattern);
+  if ([...params].length === 0) throw new TypeError('subscribe to at least one topic or URL pattern');
+  if (options.lastEventId !== undefined) params.set('last_event_id', options.lastEventId);
+  return params;
+}
+
+/**
+ * Builds a Mercure 1.0 subscribe URL on `hub`: `match` for exact topics, `match_urlpattern` for URL
+ * Patterns. A token goes in an `Authorization` header (the `headers` option of this package's
+ * EventSource) or the hub's cookie, never in the URL.
+ */
+export function mercureMatchUrl(hub: string | URL, matchers: Matchers, options: MatchOptions = {}): string {
+  const url = new URL(hub);
+  for (const [name, value] of matchParams(matchers, options)) url.searchParams.append(name, value);
+  return url.toString();
+}
+
+/**
+ * The form body of a Mercure 1.0 `QUERY` subscription, for matcher lists too long for a URL: pass
+ * it with `method: 'QUERY'` and `headers: { 'content-type': 'application/x-www-form-urlencoded' }`.
+ */
+export function mercureQueryBody(matchers: Matchers, options: MatchOptions = {}): string {
+  return matchParams(matchers, options).toString();
+}
 
 /** Options of a subscribe URL. */
 export interface SubscribeUrlOptions {
@@ -8,7 +56,7 @@ export interface SubscribeUrlOptions {
   authorization?: string;
 }
 
-/** Builds the URL subscribing to `topics` (exact topics or selectors) on `hub`. */
+/** Builds a Mercure draft-07 URL subscribing to `topics` (exact topics or URI-template selectors) on `hub`, for 0.x hubs. */
 export function mercureSubscribeUrl(hub: string | URL, topics: string | string[], options: SubscribeUrlOptions = {}): string {
   const url = new URL(hub);
   const list = Array.isArray(topics) ? topics : [topics];

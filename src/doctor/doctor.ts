@@ -76,7 +76,9 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   const duration = options.duration ?? 20_000;
   const topic = options.topic ?? `urn:ssehub:doctor:${randomUUID()}`;
   const streamUrl = new URL(base);
-  if (options.publish === true) streamUrl.searchParams.append('topic', topic);
+  // A Mercure 1.0 URL (match…) subscribes to the probe topic with `match`; a draft-07 one with `topic`.
+  const v1 = [...streamUrl.searchParams.keys()].some((name) => name.toLowerCase().startsWith('match'));
+  if (options.publish === true) streamUrl.searchParams.append(v1 ? 'match' : 'topic', topic);
   const connect: ConnectOptions = { headers: { ...(options.subscriberToken !== undefined ? { authorization: `Bearer ${options.subscriberToken}` } : {}), ...options.headers }, insecure: options.insecure, ca: options.ca };
 
   const stream = new ObservedStream(streamUrl, connect);

@@ -111,7 +111,7 @@ export const UI_PAGE = `<!doctype html>
       <label for="publish-id">id</label><input type="text" id="publish-id" placeholder="optional">
       <label for="publish-type">type</label><input type="text" id="publish-type" placeholder="optional">
       <label for="publish-private">private</label><span><input type="checkbox" id="publish-private"></span>
-      <label for="publish-token">token</label><input type="text" id="publish-token" placeholder="defaults to the page's token">
+      <label for="publish-token">token</label><input type="text" id="publish-token" placeholder="defaults to the page's token; a draft-07 token or a Mercure 1.0 access token">
       <span></span><div class="row"><button id="publish-button" type="submit">Publish</button><span class="result" id="publish-result"></span></div>
     </form>
   </section>
@@ -119,8 +119,11 @@ export const UI_PAGE = `<!doctype html>
   <section class="hidden" id="generator">
     <h2>Token generator <span class="muted">(dev mode)</span></h2>
     <form id="generator-form">
-      <label for="gen-publish">publish</label><input type="text" id="gen-publish" value="*" placeholder="selectors, comma-separated">
-      <label for="gen-subscribe">subscribe</label><input type="text" id="gen-subscribe" value="*" placeholder="selectors, comma-separated">
+      <label for="gen-kind">kind</label><select id="gen-kind"><option value="jwt">draft-07 token (mercure claim, 0.x clients)</option><option value="access-token">Mercure 1.0 access token (typ at+jwt)</option></select>
+      <label for="gen-publish">publish</label><input type="text" id="gen-publish" value="*" placeholder="selectors (1.0: exact topics), comma-separated">
+      <label for="gen-subscribe">subscribe</label><input type="text" id="gen-subscribe" value="*" placeholder="selectors (1.0: exact topics), comma-separated">
+      <label for="gen-publish-urlpattern">publish URL patterns</label><input type="text" id="gen-publish-urlpattern" placeholder="1.0 only: e.g. https://example.com/books/:id, comma-separated">
+      <label for="gen-subscribe-urlpattern">subscribe URL patterns</label><input type="text" id="gen-subscribe-urlpattern" placeholder="1.0 only, comma-separated">
       <label for="gen-ui">ui claim</label><span><input type="checkbox" id="gen-ui"></span>
       <span></span><div class="row"><button id="gen-button" type="submit">Generate</button></div>
     </form>
@@ -323,7 +326,11 @@ async function publish(ev) {
 
 async function generate(ev) {
   ev.preventDefault();
-  const body = { publish: splitList($('gen-publish').value), subscribe: splitList($('gen-subscribe').value), ui: $('gen-ui').checked };
+  const body = { kind: $('gen-kind').value, publish: splitList($('gen-publish').value), subscribe: splitList($('gen-subscribe').value), ui: $('gen-ui').checked };
+  if (body.kind === 'access-token') {
+    body.publishUrlpattern = splitList($('gen-publish-urlpattern').value);
+    body.subscribeUrlpattern = splitList($('gen-subscribe-urlpattern').value);
+  }
   try {
     const res = await fetch('/ui/api/token', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     const text = await res.text();

@@ -6,13 +6,15 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { NodeRequest, NodeResponse } from '../../server/adapters/node.js';
+import { DEV_TOKEN_ISSUER } from '../config.js';
 import { NotAllowedError } from '../core/errors.js';
 import { authenticate } from '../mercure/authorization.js';
 import { readBody } from '../mercure/body.js';
 import type { HubContext } from '../mercure/context.js';
 import { HttpError } from '../mercure/errors.js';
 import { HUB_PATH } from '../mercure/paths.js';
-import { signToken } from '../mercure/token.js';
+import { resourceOf } from '../mercure/oauth.js';
+import { signAccessToken, signToken } from '../mercure/token.js';
 import { totalOf } from './metrics.js';
 import { UI_PAGE } from './ui-page.js';
 
@@ -77,7 +79,7 @@ export async function handleUi(ctx: HubContext, req: NodeRequest, res: NodeRespo
   if (path === '/ui/api/token' && ctx.hub.config.dev) {
     if (method !== 'POST') throw new HttpError(405, 'method-not-allowed', `${method} is not supported on ${path}`, { allow: 'POST' });
     const body = (await readBody(req, res, 64 * 1024)).toString('utf8');
-    let claims: { publish?: unknown; subscribe?: unknown; ui?: unknown };
+    let claims: { kind?: unknown; publish?: unknown; subscribe?: unknown; publishUrlpattern?: unknown; subscribeUrlpattern?: unknown; ui?: unknown };
     try {
       claims = body.trim() === '' ? {} : (JSON.parse(body) as typeof claims);
       if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) throw new Error('not an object');
@@ -90,7 +92,16 @@ export async function handleUi(ctx: HubContext, req: NodeRequest, res: NodeRespo
       return v as string[];
     };
     const key = ctx.hub.config.jwtKey as string;
-    const token = await signToken(key, { publish: list(claims.publish, 'publish'), subscribe: list(claims.subscribe, 'subscribe'), ui: claims.ui === true }, ctx.hub.config.jwtAlg);
+    if (claims.kind !== undefined && claims.kind !== 'jwt' && claims.kind !== 'access-token') throw new HttpError(400, 'bad-request', '"kind" must be "jwt" (draft-07) or "access-token" (Mercure 1.0)');
+    let token: string;
+    if (claims.kind === 'access-token') {
+      // Issued by the first trusted issuer, for the hub as this browser reaches it.
+      const matchers = (exact: string[] | undefined, patterns: string[] | undefined) => [...(exact ?? []).map((match) => ({ match })), ...(patterns ?? []).map((match) => ({ match, match_type: 'urlpattern' as const }))];
+      const issuer = ctx.hub.config.tokenIssuers[0] ?? DEV_TOKEN_ISSUER;
+      token = await signAccessToken(key, { issuer, audience: resourceOf(ctx, req), publish: matchers(list(claims.publish, 'publish'), list(claims.publishUrlpattern, 'publishUrlpattern')), subscribe: matchers(list(claims.subscribe, 'subscribe'), list(claims.subscribeUrlpattern, 'subscribeUrlpattern')), ui: claims.ui === true, expiresIn: 24 * 3_600_000 }, ctx.hub.config.jwtAlg);
+    } else {
+      token = await signToken(key, { publish: list(claims.publish, 'publish'), subscribe: list(claims.subscribe, 'subscribe'), ui: claims.ui === true }, ctx.hub.config.jwtAlg);
+    }
     res.writeHead(200, { 'content-type': 'application/json', ...NO_STORE }).end(JSON.stringify({ token }));
     return;
   }
