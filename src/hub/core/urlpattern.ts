@@ -58,7 +58,7 @@ export function compileUrlPattern(pattern: string, base: string): (topic: string
   try {
     compiled = new Impl(pattern, base);
   } catch (error) {
-    throw new SyntaxError(`not a valid URL pattern (${(error as Error).message.replace(/^Failed to construct 'URLPattern': /, '')})`);
+    throw new SyntaxError(`not a valid URL pattern (${(error as Error).message.replace(/^Failed to construct 'URLPattern': /, '')})`, { cause: error });
   }
   let degree = 0;
   for (const component of COMPONENTS) degree = Math.max(degree, componentDegree(compiled[component], component));
@@ -78,7 +78,7 @@ export function compileUrlPattern(pattern: string, base: string): (topic: string
 }
 
 /** What one part of a component pattern is. */
-type Part = { kind: 'literal' } | { kind: 'segment' | 'wildcard'; repeated: boolean } | { kind: 'regexp'; quantifiers: number; alternation: boolean; repeated: boolean } | { kind: 'group'; parts: Part[]; repeated: boolean };
+type Part = { kind: 'literal'; char: string } | { kind: 'segment' | 'wildcard'; repeated: boolean } | { kind: 'regexp'; quantifiers: number; alternation: boolean; repeated: boolean } | { kind: 'group'; parts: Part[]; repeated: boolean };
 
 /**
  * The degree of one component's pattern (as the URLPattern normalised it); throws SyntaxError for
@@ -102,8 +102,8 @@ function parseParts(p: string, at: { i: number }, inGroup: boolean): Part[] {
   while (at.i < p.length) {
     const c = p[at.i] as string;
     if (c === '\\') {
+      parts.push({ kind: 'literal', char: p[at.i + 1] ?? '' });
       at.i += 2;
-      parts.push({ kind: 'literal' });
     } else if (c === '}' && inGroup) {
       at.i++;
       return parts;
@@ -127,7 +127,7 @@ function parseParts(p: string, at: { i: number }, inGroup: boolean): Part[] {
       parts.push({ kind: 'wildcard', repeated: modifier() });
     } else {
       at.i++;
-      parts.push({ kind: 'literal' });
+      parts.push({ kind: 'literal', char: c });
     }
   }
   return parts;
@@ -172,7 +172,8 @@ function degreeOf(parts: Part[], component: string): number {
         degree++;
         break;
       case 'segment':
-        if (part.repeated && (component !== 'pathname' || !afterLiteral)) throw new SyntaxError(`a repeated named group must follow a "/" in the pathname (elsewhere its matching time can grow exponentially)`);
+        // Repeated, it compiles to a group repeating its segment: unambiguous only with a `/` or `.` prefix between the repetitions.
+        if (part.repeated && (component !== 'pathname' || previous?.kind !== 'literal' || (previous.char !== '/' && previous.char !== '.'))) throw new SyntaxError(`a repeated named group must follow a "/" in the pathname (elsewhere its matching time can grow exponentially)`);
         if (part.repeated || !afterLiteral) degree++;
         break;
       case 'regexp':
