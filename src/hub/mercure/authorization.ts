@@ -82,6 +82,8 @@ export interface AuthenticateOptions {
   missing: string | false;
   /** Whether a 401 for a missing token carries `WWW-Authenticate`. Default true. */
   challenge?: boolean;
+  /** Look everywhere either generation may put a token (a publish, whose generation its token tells), even in a 1.0 request. */
+  anyPlace?: boolean;
 }
 
 /**
@@ -94,7 +96,7 @@ export async function authenticate(ctx: HubContext, req: NodeRequest, query: URL
 export async function authenticate(ctx: HubContext, req: NodeRequest, query: URLSearchParams, options: AuthenticateOptions): Promise<Authenticated | undefined> {
   const config = ctx.hub.config;
   // A 1.0 request looks in the header and its own cookie only; others where draft-07 looks, then the 1.0 cookie.
-  const found = isV1(req) ? findToken(req, query, undefined, config.accessTokenCookie) : findToken(req, query, config.cookieName, config.accessTokenCookie);
+  const found = isV1(req) && options.anyPlace !== true ? findToken(req, query, undefined, config.accessTokenCookie) : findToken(req, query, config.cookieName, config.accessTokenCookie);
   if (found === undefined) {
     if (options.missing === false) return undefined;
     throw new HttpError(401, 'missing-token', options.missing, options.challenge === false ? {} : bearerChallenge());

@@ -122,6 +122,7 @@ export async function handlePublish(ctx: HubContext, req: NodeRequest, res: Node
   if (presentsAccessToken(ctx, req, query)) markV1(req);
   const { grant, source } = await authenticate(ctx, req, query, {
     role: 'publisher',
+    anyPlace: true,
     missing: 'publishing needs a token with a "mercure.publish" claim (Authorization: Bearer, authorization query parameter, or cookie), or a Mercure 1.0 access token whose authorization_details grant "publish" (Authorization: Bearer, or the access-token cookie)',
   });
   const v1 = grant.tokenType === 'at+jwt';
