@@ -11,7 +11,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { type Logger, pino } from 'pino';
 import type { HubConfig } from './config.js';
 import { Hub } from './core/hub.js';
-import { LocalPresenceStore, Presence, newNodeId } from './core/presence.js';
+import { LocalPresenceStore, Presence } from './core/presence.js';
 import { RateLimiter } from './core/rate-limit.js';
 import { Verifier } from './core/tokens.js';
 import type { HubContext } from './mercure/context.js';
@@ -115,11 +115,11 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
  * fed by the core's signals, and the webhooks that tell the backend about it.
  */
 async function startPresence(hub: Hub, transport: BasicTransport, config: HubConfig, log: Logger): Promise<void> {
-  const node = newNodeId();
+  const node = hub.node;
   const store = transport.presenceStore?.(node, config.presenceTtl) ?? new LocalPresenceStore();
   const presence = new Presence(store, { node, ttl: config.presenceTtl, vacateDelay: config.webhookVacateDelay, log });
   hub.presence = presence;
-  hub.on('subscribed', (s) => void presence.joined(s.id, s.selectors, { subject: s.subject, payload: s.payload, protocol: s.protocol }));
+  hub.on('subscribed', (s) => void presence.joined(s.id, s.selectors, { subject: s.subject, payload: s.payload, protocol: s.protocol, connection: s.connection?.id !== s.id ? s.connection?.id : undefined }));
   hub.on('unsubscribed', (s, reason) => void presence.left(s.id, reason));
   presence.on('lost', () => hub.metrics.presenceLost.inc());
   hub.afterDrain(() => presence.close());

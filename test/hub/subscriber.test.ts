@@ -7,7 +7,7 @@ import { Hub } from '../../src/hub/core/hub.js';
 import { Batch, Subscriber } from '../../src/hub/core/subscriber.js';
 import { MemoryTransport } from '../../src/hub/transports/index.js';
 import type { Update } from '../../src/hub/core/update.js';
-import { type CloseReason, type Sink, Stream } from '../../src/server/index.js';
+import { type Sink, Stream } from '../../src/server/index.js';
 
 function recordingSink(): Sink & { text: () => string; chunks: Uint8Array[] } {
   const chunks: Uint8Array[] = [];
@@ -36,7 +36,7 @@ describe('subscriber', () => {
   it('drops a subscriber as slow-consumer when more live updates arrive during the replay than it may buffer', () => {
     const s = subscriber(2);
     for (const n of [1, 2, 3, 4]) s.deliver(update(n));
-    const reasons: CloseReason[] = [];
+    const reasons: string[] = [];
     s.stream = new Stream(recordingSink(), { heartbeat: false });
     s.stream.on('close', (r) => reasons.push(r));
     assert.equal(s.goLive(0n), 0);

@@ -1,8 +1,9 @@
 /**
- * The Hub: the protocol-neutral core. It knows updates, topics, subscribers, history and grants,
- * and nothing of HTTP: front-ends (Mercure today) translate a wire protocol to its calls —
- * `publish`, `join` (a subscriber: capacity, history, replay, then live), `history` — and give it
- * an Outlet per client to write to. Fan-out from the transport to the subscribers is here.
+ * The Hub: the protocol-neutral core. It knows updates, topics, connections, subscribers, history
+ * and grants, and nothing of HTTP: front-ends (Mercure, Centrifugo) translate a wire protocol to
+ * its calls — `publish`, `connect` (a client connection: capacity), `join` (a subscriber: history,
+ * replay, then live), `history` — and give it an Outlet per connection to write to. Fan-out from
+ * the transport to the subscribers is here.
  */
 import { EventEmitter } from 'node:events';
 import type { SpanContext } from '@opentelemetry/api';
@@ -12,13 +13,17 @@ import type { HubConfig } from '../config.js';
 import { HubMetrics } from '../ops/metrics.js';
 import type { Tracing } from '../ops/tracing.js';
 import { type BasicTransport, type HistoryResult, isReady } from '../transports/transport.js';
+import { Connection, type ConnectionInit } from './connection.js';
 import { DrainingError, OverCapacityError } from './errors.js';
 import { type JoinRequest, type Subscription, join } from './join.js';
 import type { EndReason, Outlet } from './outlet.js';
-import type { Presence, PresenceEntry } from './presence.js';
+import { type Presence, type PresenceEntry, newNodeId } from './presence.js';
+import { LocalSignals, type NodeSignals } from './signals.js';
 import { isExactSelector } from './selector.js';
 import { Batch, type Subscriber } from './subscriber.js';
 import { type Update, type UpdateInput, toUpdate, updateProblem } from './update.js';
+
+export { Connection };
 
 /** Connection ends remembered for the dashboard. */
 const RECENT_ENDS = 50;
@@ -48,8 +53,10 @@ export type NotReady = 'draining' | 'transport-unavailable' | 'over-connection-b
 export interface HubEvents {
   /** A subscriber's history was replayed and it is live. */
   subscribed: [subscriber: Subscriber];
-  /** A subscriber left (its connection ended), and why. */
+  /** A subscriber left (its connection ended, or it alone was unsubscribed), and why. */
   unsubscribed: [subscriber: Subscriber, reason: EndReason];
+  /** A client connection ended (after its subscribers left), and why. */
+  disconnected: [connection: Connection, reason: EndReason];
 }
 
 /** The open connections of a hub: what capacity counts and the drain closes. */
@@ -77,6 +84,8 @@ export class Connections implements Iterable<Outlet> {
 export class Hub extends EventEmitter<HubEvents> {
   readonly config: HubConfig;
   readonly transport: BasicTransport;
+  /** This process's ID in the cluster (presence, signals between nodes). */
+  readonly node: string = newNodeId();
   readonly metrics = new HubMetrics();
   readonly log: Logger;
   /** OpenTelemetry spans, when `--tracing` is on. */
@@ -106,6 +115,9 @@ export class Hub extends EventEmitter<HubEvents> {
   readonly #poisonLogged = new Set<string>();
   #stopPoison: (() => void) | undefined;
   readonly #afterDrain: (() => Promise<void>)[] = [];
+  /** Subscribers counted in the metrics (joined, not yet left). */
+  readonly #counted = new WeakSet<Subscriber>();
+  #signals: NodeSignals | undefined;
 
   constructor(config: HubConfig, transport: BasicTransport, log: Logger) {
     super();
@@ -195,6 +207,27 @@ export class Hub extends EventEmitter<HubEvents> {
     return join(this, request);
   }
 
+  /**
+   * A new client connection: capacity is checked here, once per connection whatever it carries
+   * (DrainingError, OverCapacityError). It counts against its address from now on, against the
+   * process once its outlet is attached (`Connection.attach`); it ends when that outlet closes.
+   */
+  connect(init: ConnectionInit): Connection {
+    const release = this.admitConnection(init.address);
+    return new Connection(init, {
+      opened: (connection) => this.#opened(connection),
+      ended: (connection, reason, topics) => this.#ended(connection, reason, topics),
+      leave: (subscriber, reason) => this.leave(subscriber, reason),
+      release,
+    });
+  }
+
+  /** Messages to and from the other nodes (the transport's, or this process's alone); opened on first use. */
+  get signals(): NodeSignals {
+    this.#signals ??= this.transport.signals?.(this.node) ?? new LocalSignals(this.node);
+    return this.#signals;
+  }
+
   /** Registers a subscriber (from now on it receives live updates, buffered until it goes live). */
   admit(subscriber: Subscriber): void {
     this.subscribers.add(subscriber);
@@ -207,27 +240,73 @@ export class Hub extends EventEmitter<HubEvents> {
     this.#index(subscriber, false);
   }
 
-  /** Counts an opened connection of `subscriber` (its outlet), against the process's limit and in the metrics. */
-  opened(subscriber: Subscriber, outlet: Outlet): void {
-    this.connections.add(outlet);
-    this.metrics.connections.inc();
+  /** Counts a subscriber whose outlet is open (the join calls this). */
+  joined(subscriber: Subscriber): void {
+    this.#counted.add(subscriber);
     this.metrics.subscriptions.inc(subscriber.selectors.length);
+    this.metrics.clientSubscriptions.inc({ transport: subscriber.transport }, subscriber.selectors.length);
   }
 
-  /** Records a connection that ended: forgets its subscriber, counts, logs, and tells the listeners. */
-  ended(subscriber: Subscriber, reason: EndReason, info: { bytes: number; events: number; openedAt: number }): void {
-    this.recentEnds.push({ id: subscriber.id, address: subscriber.address, topics: subscriber.selectors.length, reason, durationMs: Date.now() - info.openedAt, events: info.events, bytes: info.bytes, endedAt: Date.now() });
-    if (this.recentEnds.length > RECENT_ENDS) this.recentEnds.shift();
+  /**
+   * A subscriber leaves — its connection ended, or it alone was unsubscribed: it is forgotten,
+   * uncounted, and announced (`unsubscribed`). Safe to call more than once.
+   */
+  leave(subscriber: Subscriber, reason: EndReason): void {
+    const known = this.subscribers.has(subscriber);
     this.release(subscriber);
-    this.metrics.connections.dec();
+    subscriber.connection?.subscribers.delete(subscriber);
+    if (!this.#counted.has(subscriber)) return;
+    this.#counted.delete(subscriber);
     this.metrics.subscriptions.dec(subscriber.selectors.length);
+    this.metrics.clientSubscriptions.dec({ transport: subscriber.transport }, subscriber.selectors.length);
+    subscriber.trace?.end(reason);
+    if (known) this.emit('unsubscribed', subscriber, reason);
+  }
+
+  #opened(connection: Connection): void {
+    this.connections.add(connection.outlet as Outlet);
+    this.metrics.connections.inc();
+    this.metrics.clientConnections.inc({ protocol: protocolLabel(connection.protocol), transport: connection.transport });
+  }
+
+  /** Records a connection that ended: counts it, logs one line, and tells the listeners. */
+  #ended(connection: Connection, reason: EndReason, topics: number): void {
+    const outlet = connection.outlet as Outlet;
+    const durationMs = Date.now() - outlet.openedAt;
+    this.recentEnds.push({ id: connection.id, address: connection.address, topics, reason, durationMs, events: outlet.eventsWritten, bytes: outlet.bytesWritten, endedAt: Date.now() });
+    if (this.recentEnds.length > RECENT_ENDS) this.recentEnds.shift();
+    this.metrics.connections.dec();
+    this.metrics.clientConnections.dec({ protocol: protocolLabel(connection.protocol), transport: connection.transport });
     this.metrics.closed.inc({ reason });
-    // An SSE connection is a stream; other protocols' connections are named by their protocol.
+    // An SSE connection of the Mercure front-end is a stream; other protocols' connections are named by their protocol.
+    const sse = connection.protocol === 'sse';
     this.log.info(
-      { conn: subscriber.id, protocol: subscriber.protocol, addr: subscriber.address, topics: subscriber.selectors.length, duration_ms: Date.now() - info.openedAt, bytes: info.bytes, events: info.events, reason },
-      subscriber.protocol === 'sse' ? 'stream closed' : `${subscriber.protocol} connection closed`,
+      { conn: connection.id, protocol: connection.protocol, transport: connection.transport, addr: connection.address, topics, duration_ms: durationMs, bytes: outlet.bytesWritten, events: outlet.eventsWritten, reason },
+      sse ? 'stream closed' : `${connection.protocol} connection closed`,
     );
-    this.emit('unsubscribed', subscriber, reason);
+    this.emit('disconnected', connection, reason);
+  }
+
+  /** The `seq` of the newest update ever stored in this epoch (0 when none), or -1 when the transport cannot tell. */
+  async head(): Promise<bigint> {
+    return (await this.transport.head?.()) ?? -1n;
+  }
+
+  /**
+   * History after transport position `seq` (a Centrifugo offset), as `history` reads it after an
+   * ID; `found` is false when something after it is gone, or when the transport cannot resume
+   * from a position (then only a position at the head counts as covered).
+   */
+  async historyAfter(seq: bigint, filter: (update: Update) => boolean): Promise<HistoryResult> {
+    const wrapped = (update: Update): boolean => {
+      const problem = updateProblem(update);
+      if (problem === undefined) return filter(update);
+      this.#poisoned(refOf(update), problem.message, 'history');
+      return false;
+    };
+    if (this.transport.historyAfter !== undefined) return this.transport.historyAfter(seq, wrapped);
+    const head = await this.head();
+    return { updates: [], found: head >= 0n && seq >= head, head };
   }
 
   /**
@@ -235,12 +314,12 @@ export class Hub extends EventEmitter<HubEvents> {
    * during a replay), the other nodes' from presence. Filtered by selector or subscriber ID.
    */
   async listSubscriptions(filter: { topic?: string; subscriber?: string } = {}): Promise<PresenceEntry[]> {
-    const node = this.presence?.node ?? 'local';
+    const node = this.presence?.node ?? this.node;
     const entries: PresenceEntry[] = [];
     for (const s of this.subscribers) {
       if (filter.subscriber !== undefined && s.id !== filter.subscriber) continue;
       for (const topic of s.selectors) {
-        if (filter.topic === undefined || topic === filter.topic) entries.push({ subscriber: s.id, topic, node, subject: s.subject, payload: s.payload, protocol: s.protocol, since: s.outlet?.openedAt ?? Date.now() });
+        if (filter.topic === undefined || topic === filter.topic) entries.push({ subscriber: s.id, connection: s.connection?.id === s.id ? undefined : s.connection?.id, topic, node, subject: s.subject, payload: s.payload, protocol: s.protocol, since: s.outlet?.openedAt ?? Date.now() });
       }
     }
     if (this.presence === undefined) return entries;
@@ -378,10 +457,16 @@ export class Hub extends EventEmitter<HubEvents> {
     this.#draining = true;
     await closeGracefully(this.connections, { window: this.config.drainTimeout, reason: 'shutdown' });
     for (const work of this.#afterDrain) await work();
+    await this.#signals?.close();
     this.#unsubscribe();
     this.#stopPoison?.();
     await this.transport.close();
   }
+}
+
+/** A connection's protocol as metrics label it: the Mercure front-end's subscribers say `sse`, from before there were others. */
+function protocolLabel(protocol: string): string {
+  return protocol === 'sse' ? 'mercure' : protocol;
 }
 
 /** How a log names an entry: its ID when it has a printable one. */

@@ -1,19 +1,26 @@
 /**
- * The join: how a subscriber comes in, the same for every front-end. Capacity is checked, the
- * subscriber is registered (buffering live updates) before history is read, the front-end opens
- * its outlet knowing whether history covered the resume, history is written at the client's pace,
- * then the buffer — skipping what the replay covered — and the subscriber is live: neither a gap
- * nor a duplicate, even when the history read is asynchronous (Redis, NATS).
+ * The join: how a subscriber comes in, the same for every front-end. Capacity is checked (for a
+ * subscriber that brings its own connection), the subscriber is registered (buffering live
+ * updates) before history is read, the front-end opens its outlet knowing whether history covered
+ * the resume, history is written at the client's pace, then the buffer — skipping what the replay
+ * covered — and the subscriber is live: neither a gap nor a duplicate, even when the history read
+ * is asynchronous (Redis, NATS).
+ *
+ * A subscriber joins with a connection of its own (an SSE stream: admitted here, ended with its
+ * subscriber) or onto a connection the front-end already admitted (a Centrifugo connection's
+ * channel subscription: its outlet is the connection's, and `Subscription.end` ends it alone).
  */
 import { randomUUID } from 'node:crypto';
+import type { ClientTransport, Connection } from './connection.js';
+import type { Encoder } from './encoder.js';
 import { InvalidSubscriptionError, TransportUnavailableError } from './errors.js';
 import type { Grant } from './grant.js';
 import { grantMatchers } from './grant.js';
 import type { Hub } from './hub.js';
-import type { Outlet } from './outlet.js';
+import type { EndReason, Outlet } from './outlet.js';
 import { type SelectorLike, compile } from './selector.js';
 import { Subscriber } from './subscriber.js';
-import { MAX_TOPICS, type Update, eventBytes } from './update.js';
+import { MAX_TOPICS, type Update } from './update.js';
 
 /** Live updates a subscriber may buffer while its history is replayed; past it, it is a slow consumer. */
 const MAX_PENDING = 10_000;
@@ -26,10 +33,19 @@ export interface Resume {
   /** The position the client asked to resume after (`earliest`: all history), or `undefined`. */
   lastEventId: string | undefined;
   /**
-   * `true` when history covered the resume, `false` when the ID is not in history (trimmed, or
-   * never seen: the client must be told it may have missed updates), `undefined` without a resume.
+   * `true` when history covered the resume, `false` when the position is not in history
+   * (trimmed, or never seen: the client must be told it may have missed updates), `undefined`
+   * without a resume.
    */
   covered: boolean | undefined;
+  /**
+   * The transport position the subscriber starts after: updates after it reach it (from history
+   * or live), those at or before it do not. -1 when it was not read (a join without a resume
+   * that did not ask for it).
+   */
+  head: bigint;
+  /** The history read for the resume, which the core replays unless the request says `replay: false`. */
+  updates: readonly Update[];
 }
 
 /** What a front-end asks of `Hub.join`. */
@@ -44,22 +60,40 @@ export interface JoinRequest {
   address: string;
   /** The wire protocol it came with, for logs and metrics (`sse` for the Mercure front-end). */
   protocol?: string;
-  /** The position to resume after, if any. */
+  /** How the client's bytes travel (default `sse`). */
+  transport?: ClientTransport;
+  /** How its updates are written (default: SSE events). */
+  encoder?: Encoder;
+  /**
+   * The connection it joins onto, already admitted by `Hub.connect` and attached to its outlet;
+   * without one, the join admits a connection of its own, which ends with this subscriber.
+   */
+  connection?: Connection | undefined;
+  /** The position to resume after, if any (an update ID, or `earliest`). */
   lastEventId: string | undefined;
+  /** Resume after a transport position instead (`seq`, e.g. a Centrifugo offset), when no `lastEventId` is given. */
+  afterSeq?: bigint | undefined;
+  /** Read the transport's head even without a resume, so that the front-end can tell the client where it starts. */
+  wantsHead?: boolean | undefined;
+  /** `false`: the front-end sends `resume.updates` itself from `open` (in a reply); the core does not replay them. */
+  replay?: boolean | undefined;
   /**
    * Opens the client's outlet once history has been read (an SSE response's headers say whether
-   * it covered the resume). Throwing aborts the join, which then holds nothing.
+   * it covered the resume). Throwing aborts the join, which then holds nothing. A subscriber
+   * joining onto a connection returns that connection's outlet.
    */
   open(resume: Resume): Outlet;
 }
 
-/** A subscriber that joined: replayed, then live until its outlet ends. */
+/** A subscriber that joined: replayed, then live until its outlet ends (or, on a shared connection, until `end`). */
 export interface Subscription {
   subscriber: Subscriber;
   outlet: Outlet;
   resume: Resume;
   /** Events written from history. */
   replayed: number;
+  /** Ends this subscriber alone (an unsubscribe); its connection stays open. Safe to call twice. */
+  end(reason: EndReason): void;
 }
 
 /** A subscriber ID: an IRI unique to this connection (not an update ID). */
@@ -78,68 +112,81 @@ export function checkSelectors(selectors: readonly SelectorLike[]): void {
 export async function join(hub: Hub, request: JoinRequest): Promise<Subscription> {
   checkSelectors(request.selectors);
   const privateMatchers = grantMatchers(request.grant?.subscribe, 'mercure.subscribe');
-  const releaseSlot = hub.admitConnection(request.address);
-  const subscriber = new Subscriber({ id: newSubscriberId(), selectors: request.selectors, privateMatchers, address: request.address, payload: request.grant?.payload, maxPending: MAX_PENDING, protocol: request.protocol, grant: request.grant, accepts: request.accepts, subject: request.grant?.subject });
+  const id = newSubscriberId();
+  const protocol = request.protocol ?? 'sse';
+  const transport = request.transport ?? request.connection?.transport ?? 'sse';
+  // A connection of its own is admitted here (capacity); a shared one was, when it came.
+  const own = request.connection === undefined;
+  const connection = request.connection ?? hub.connect({ id, address: request.address, protocol, transport });
+  const subscriber = new Subscriber({ id, selectors: request.selectors, privateMatchers, address: request.address, payload: request.grant?.payload, maxPending: MAX_PENDING, protocol, transport, encoder: request.encoder, grant: request.grant, accepts: request.accepts, subject: request.grant?.subject });
+  subscriber.connection = connection;
   hub.admit(subscriber);
 
-  const { lastEventId } = request;
-  const resuming = lastEventId !== undefined && lastEventId !== '';
+  const { lastEventId, afterSeq } = request;
+  const byId = lastEventId !== undefined && lastEventId !== '';
+  const resuming = byId || afterSeq !== undefined;
   let outlet: Outlet;
-  let updates: readonly Update[] = [];
-  let head = -1n;
-  const resume: Resume = { lastEventId: resuming ? lastEventId : undefined, covered: undefined };
+  const resume: Resume = { lastEventId: byId ? lastEventId : undefined, covered: undefined, head: -1n, updates: [] };
   try {
-    if (resuming) {
-      let history;
-      try {
-        history = await hub.history(lastEventId, (u) => subscriber.canReceive(u));
-      } catch (error) {
-        throw new TransportUnavailableError(`history could not be read: ${(error as Error).message}`, { cause: error });
+    if (!own && !connection.open) throw new TransportUnavailableError('the connection closed while subscribing');
+    try {
+      if (byId) {
+        const history = await hub.history(lastEventId, (u) => subscriber.canReceive(u));
+        resume.covered = lastEventId === 'earliest' || history.found;
+        resume.updates = history.updates;
+        resume.head = history.head;
+      } else if (afterSeq !== undefined) {
+        const history = await hub.historyAfter(afterSeq, (u) => subscriber.canReceive(u));
+        resume.covered = history.found;
+        resume.updates = history.updates;
+        resume.head = history.head;
+      } else if (request.wantsHead === true) {
+        resume.head = await hub.head();
       }
-      resume.covered = lastEventId === 'earliest' || history.found;
-      updates = history.updates;
-      head = history.head;
+    } catch (error) {
+      throw new TransportUnavailableError(`history could not be read: ${(error as Error).message}`, { cause: error });
     }
+    // A shared connection may have ended during the read: nothing to open then.
+    if (!own && !connection.open) throw new TransportUnavailableError('the connection closed while subscribing');
     outlet = request.open(resume);
   } catch (error) {
     // No outlet, so no end will release the subscriber: release it here.
     hub.release(subscriber);
-    releaseSlot();
+    if (own) connection.abandon();
     throw error;
   }
 
   subscriber.outlet = outlet;
-  subscriber.trace = hub.tracing?.connection({ 'ssehub.subscriber.id': subscriber.id, 'ssehub.topics.count': request.selectors.length, 'client.address': request.address });
+  subscriber.trace = hub.tracing?.connection({ 'ssehub.subscriber.id': subscriber.id, 'ssehub.topics.count': request.selectors.length, 'client.address': request.address, 'ssehub.client.transport': transport, 'ssehub.protocol': protocol });
   subscriber.trace?.event('connected');
-  hub.opened(subscriber, outlet);
+  connection.subscribers.add(subscriber);
+  if (own) connection.attach(outlet);
+  hub.joined(subscriber);
 
   let expiry: NodeJS.Timeout | undefined;
   const expiresAt = request.grant?.expiresAt;
-  if (expiresAt !== undefined) {
+  if (own && expiresAt !== undefined) {
     // Capped so that a far-future exp does not overflow the timer (which would fire at once).
     // Not unref()'d: an unref'd timer with its own duration leaves Node's timer list for that
     // duration behind until it would have fired, here up to the token's exp.
+    // (A shared connection's token is the front-end's: it may be refreshed.)
     expiry = setTimeout(() => outlet.close('token-expired'), Math.min(Math.max(expiresAt - Date.now(), 0), 2 ** 31 - 1));
+    outlet.once('close', () => clearTimeout(expiry));
   }
-  outlet.once('close', (reason) => {
-    clearTimeout(expiry);
-    releaseSlot();
-    subscriber.trace?.end(reason);
-    hub.ended(subscriber, reason, { bytes: outlet.bytesWritten, events: outlet.eventsWritten, openedAt: outlet.openedAt });
-  });
 
   let written = 0;
   if (resuming) {
     if (resume.covered === false) hub.metrics.resyncs.inc();
-    written = await replay(outlet, updates);
+    if (request.replay !== false) written = await replay(outlet, subscriber, resume.updates);
+    else written = outlet.open ? resume.updates.length : 0;
     hub.metrics.replayed.inc(written);
     subscriber.trace?.event('replayed', { count: written });
   }
-  const subscription: Subscription = { subscriber, outlet, resume, replayed: written };
-  if (!outlet.open) return subscription;
-  written += subscriber.goLive(head);
+  const subscription: Subscription = { subscriber, outlet, resume, replayed: written, end: (reason) => hub.leave(subscriber, reason) };
+  if (!outlet.open || !hub.subscribers.has(subscriber)) return subscription;
+  written += subscriber.goLive(resume.head);
   hub.metrics.deliveries.inc(written);
-  if (outlet.open) hub.emit('subscribed', subscriber);
+  if (outlet.open && hub.subscribers.has(subscriber)) hub.emit('subscribed', subscriber);
   return subscription;
 }
 
@@ -149,7 +196,7 @@ export async function join(hub: Hub, request: JoinRequest): Promise<Subscription
  * that protects the hub from slow clients. Live updates meanwhile wait in the subscriber's buffer.
  * Returns how many events were written.
  */
-async function replay(outlet: Outlet, updates: readonly Update[]): Promise<number> {
+async function replay(outlet: Outlet, subscriber: Subscriber, updates: readonly Update[]): Promise<number> {
   let batch: Buffer[] = [];
   let bytes = 0;
   let written = 0;
@@ -162,7 +209,7 @@ async function replay(outlet: Outlet, updates: readonly Update[]): Promise<numbe
   };
   for (const update of updates) {
     if (!outlet.open) break;
-    const event = eventBytes(update);
+    const event = subscriber.encoder.encode(update);
     batch.push(event);
     bytes += event.length;
     if (bytes >= REPLAY_CHUNK || batch.length >= 512) await flush();

@@ -5,8 +5,29 @@
  * listens for its end. Memory bounds, heartbeats and the lifetime are the outlet's own.
  */
 
-/** Why a connection ended; logged and counted. */
-export type EndReason = 'client-closed' | 'slow-consumer' | 'lifetime' | 'token-expired' | 'shutdown' | 'server-closed' | 'error';
+/**
+ * Why a connection (or one subscriber of it) ended; logged and counted. The first seven are every
+ * front-end's; the others come from bidirectional protocols: `unsubscribed` (one subscription
+ * ended, by its client or the server API, its connection going on), `no-pong` (pings unanswered),
+ * `bad-request` (the client broke the protocol), `unauthorized` (a refused or missing token),
+ * `too-many-requests` (a command flood), `disconnected` (by the server API), `stale` (no connect
+ * command in time).
+ */
+export type EndReason =
+  | 'client-closed'
+  | 'slow-consumer'
+  | 'lifetime'
+  | 'token-expired'
+  | 'shutdown'
+  | 'server-closed'
+  | 'error'
+  | 'unsubscribed'
+  | 'no-pong'
+  | 'bad-request'
+  | 'unauthorized'
+  | 'too-many-requests'
+  | 'disconnected'
+  | 'stale';
 
 /** One client connection's writable end, as the core uses it. */
 export interface Outlet {

@@ -22,6 +22,8 @@ import type { Logger } from 'pino';
 export interface PresenceEntry {
   /** The subscriber's ID. */
   subscriber: string;
+  /** The ID of the client connection it came over, when it differs (a Centrifugo client's, with one subscriber per channel). */
+  connection?: string | undefined;
   /** The selector it subscribed with (an exact topic, a template, `*`). */
   topic: string;
   /** The node holding its connection. */
@@ -119,9 +121,9 @@ export class Presence extends EventEmitter<PresenceEvents> {
   }
 
   /** A subscriber of this node joined with these selectors. */
-  joined(subscriber: string, topics: readonly string[], info: { subject: string | undefined; payload: unknown; protocol: string }): Promise<void> {
+  joined(subscriber: string, topics: readonly string[], info: { subject: string | undefined; payload: unknown; protocol: string; connection?: string | undefined }): Promise<void> {
     const since = Date.now();
-    const entries = topics.map((topic): PresenceEntry => ({ subscriber, topic, node: this.node, subject: info.subject, payload: info.payload, protocol: info.protocol, since }));
+    const entries = topics.map((topic): PresenceEntry => ({ subscriber, connection: info.connection, topic, node: this.node, subject: info.subject, payload: info.payload, protocol: info.protocol, since }));
     this.#mine.set(subscriber, entries);
     return this.#enqueue(async () => {
       await this.store.add(entries);

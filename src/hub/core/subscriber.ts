@@ -5,27 +5,42 @@
  * sees neither a gap nor a duplicate.
  */
 import type { ConnectionTrace } from '../ops/tracing.js';
+import type { ClientTransport, Connection } from './connection.js';
+import { type Encoder, SSE_ENCODER, joinEncoded } from './encoder.js';
 import type { Outlet } from './outlet.js';
 import type { Grant } from './grant.js';
 import { type Matcher, type Selector, type SelectorLike, compile, matchesAny, toSelector } from './selector.js';
-import { type Update, eventBytes } from './update.js';
+import type { Update } from './update.js';
 
 /**
- * The updates of one fan-out pass, with their encoded events joined once: a subscriber that
- * receives all of them (the usual case) gets these very bytes in one write.
+ * The updates of one fan-out pass, with their encodings joined once per encoder: a subscriber
+ * that receives all of them (the usual case) gets these very bytes in one write, and so does
+ * every other subscriber with the same wire format.
  */
 export class Batch {
   readonly updates: Update[];
   #all: Buffer | undefined;
+  #byEncoder: Map<Encoder, Buffer> | undefined;
 
   constructor(updates: Update[]) {
     this.updates = updates;
   }
 
-  /** Every update's event, in order, as one buffer (built on first use). */
+  /** Every update's SSE event, in order, as one buffer (built on first use). */
   get all(): Buffer {
-    this.#all ??= this.updates.length === 1 ? eventBytes(this.updates[0] as Update) : Buffer.concat(this.updates.map(eventBytes));
+    this.#all ??= joinEncoded(SSE_ENCODER, this.updates);
     return this.#all;
+  }
+
+  /** Every update encoded by `encoder`, in order, as one buffer (built on first use per encoder). */
+  bytes(encoder: Encoder): Buffer {
+    if (encoder === SSE_ENCODER) return this.all;
+    let bytes = this.#byEncoder?.get(encoder);
+    if (bytes === undefined) {
+      bytes = joinEncoded(encoder, this.updates);
+      (this.#byEncoder ??= new Map()).set(encoder, bytes);
+    }
+    return bytes;
   }
 }
 
@@ -41,8 +56,14 @@ export class Subscriber {
   readonly grant: Grant | undefined;
   /** The client's address. */
   readonly address: string;
-  /** The wire protocol it came with (`sse`, …). */
+  /** The wire protocol it came with (`sse` for the Mercure front-end, `centrifugo`). */
   readonly protocol: string;
+  /** How its client's bytes travel (`sse`, `websocket`, `http_stream`). */
+  readonly transport: ClientTransport;
+  /** The connection it came over (set by the join). */
+  connection: Connection | undefined;
+  /** How its updates are written. */
+  readonly encoder: Encoder;
   /** `mercure.payload` of its token. */
   readonly payload: unknown;
   /** The `sub` claim of its token, when it has one. */
@@ -68,10 +89,25 @@ export class Subscriber {
     this.outlet = outlet;
   }
 
-  constructor(init: { id: string; selectors: SelectorLike[]; privateMatchers: Matcher[]; address: string; payload: unknown; maxPending: number; protocol?: string | undefined; grant?: Grant | undefined; accepts?: ((update: Update) => boolean) | undefined; subject?: string | undefined }) {
+  constructor(init: {
+    id: string;
+    selectors: SelectorLike[];
+    privateMatchers: Matcher[];
+    address: string;
+    payload: unknown;
+    maxPending: number;
+    protocol?: string | undefined;
+    transport?: ClientTransport | undefined;
+    encoder?: Encoder | undefined;
+    grant?: Grant | undefined;
+    accepts?: ((update: Update) => boolean) | undefined;
+    subject?: string | undefined;
+  }) {
     this.id = init.id;
     this.subject = init.subject;
     this.protocol = init.protocol ?? 'sse';
+    this.transport = init.transport ?? 'sse';
+    this.encoder = init.encoder ?? SSE_ENCODER;
     this.typedSelectors = init.selectors.map(toSelector);
     this.selectors = this.typedSelectors.map((s) => s.value);
     this.grant = init.grant;
@@ -96,9 +132,10 @@ export class Subscriber {
 
   /**
    * Hands a live update to the subscriber: buffered during replay, written afterwards. `bytes` is
-   * the update's event, encoded once by the caller for every subscriber. Returns `true` if written.
+   * the update as its encoder makes it, encoded once by the caller for every subscriber. Returns
+   * `true` if written.
    */
-  deliver(update: Update, bytes: Uint8Array = eventBytes(update)): boolean {
+  deliver(update: Update, bytes?: Uint8Array): boolean {
     if (this.#pending !== undefined) {
       if (!this.canReceive(update)) return false;
       // A replay that takes long while updates pour in is a slow consumer too: past the bound the
@@ -108,7 +145,7 @@ export class Subscriber {
       return false;
     }
     if (this.outlet === undefined || !this.#wants(update)) return false;
-    return this.outlet.write(bytes);
+    return this.outlet.write(bytes ?? this.encoder.encode(update));
   }
 
   /**
@@ -122,7 +159,7 @@ export class Subscriber {
   /** Hands a fan-out pass's updates to the subscriber in one write, skipping those it may not receive. Returns how many were written. */
   deliverBatch(batch: Batch): number {
     const updates = batch.updates;
-    if (updates.length === 1) return this.deliver(updates[0] as Update, batch.all) ? 1 : 0;
+    if (updates.length === 1) return this.deliver(updates[0] as Update, batch.bytes(this.encoder)) ? 1 : 0;
     if (this.#pending !== undefined) {
       for (const update of updates) this.deliver(update);
       return 0;
@@ -135,9 +172,9 @@ export class Subscriber {
       // The first update it may not receive: from here on, collect the ones it may.
       else matching ??= updates.slice(0, i);
     }
-    if (matching === undefined) return this.outlet.write(batch.all, updates.length) ? updates.length : 0;
+    if (matching === undefined) return this.outlet.write(batch.bytes(this.encoder), updates.length) ? updates.length : 0;
     if (matching.length === 0) return 0;
-    return this.outlet.write(Buffer.concat(matching.map(eventBytes)), matching.length) ? matching.length : 0;
+    return this.outlet.write(joinEncoded(this.encoder, matching), matching.length) ? matching.length : 0;
   }
 
   /** Ends the replay: writes the buffered live updates that come after `head`, then goes live. Returns how many were written. */
@@ -152,7 +189,7 @@ export class Subscriber {
     let written = 0;
     for (const update of pending) {
       if ((update.seq ?? 0n) <= head) continue;
-      if (this.outlet?.write(eventBytes(update))) written++;
+      if (this.outlet?.write(this.encoder.encode(update))) written++;
     }
     return written;
   }

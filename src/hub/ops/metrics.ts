@@ -10,6 +10,9 @@ export class HubMetrics {
   readonly registry = new Registry();
   readonly connections = new Gauge({ name: 'ssehub_connections', help: 'Open client connections (SSE streams)', registers: [this.registry] });
   readonly subscriptions = new Gauge({ name: 'ssehub_subscriptions', help: 'Topic selectors of open connections', registers: [this.registry] });
+  /** The two above by client transport (`sse`, `websocket`, `http_stream`), and connections by protocol (`mercure`, `centrifugo`) too. */
+  readonly clientConnections = new Gauge({ name: 'ssehub_client_connections', help: 'Open client connections by protocol (mercure, centrifugo) and client transport (sse, websocket, http_stream)', labelNames: ['protocol', 'transport'] as const, registers: [this.registry] });
+  readonly clientSubscriptions = new Gauge({ name: 'ssehub_client_subscriptions', help: 'Topic selectors of open connections by client transport (sse, websocket, http_stream)', labelNames: ['transport'] as const, registers: [this.registry] });
   readonly updatesPublished = new Counter({ name: 'ssehub_updates_published_total', help: 'Updates accepted and stored', registers: [this.registry] });
   readonly deliveries = new Counter({ name: 'ssehub_deliveries_total', help: 'Events written to subscribers (live and replayed)', registers: [this.registry] });
   readonly replayed = new Counter({ name: 'ssehub_replayed_events_total', help: 'Events replayed from history on resume', registers: [this.registry] });
@@ -36,6 +39,9 @@ export class HubMetrics {
   constructor() {
     // Process metrics and event-loop lag (nodejs_eventloop_lag_*), the hub's first health signal.
     collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 20 });
+    // Every protocol and client transport from the start, so a dashboard has series (at 0) before the first connection.
+    for (const [protocol, transport] of [['mercure', 'sse'], ['centrifugo', 'websocket'], ['centrifugo', 'sse'], ['centrifugo', 'http_stream']] as const) this.clientConnections.set({ protocol, transport }, 0);
+    for (const transport of ['sse', 'websocket', 'http_stream']) this.clientSubscriptions.set({ transport }, 0);
     // Every event and result from the start, so a dashboard has series (at 0) before the first webhook.
     for (const event of ['subscriber.connected', 'subscriber.disconnected', 'topic.occupied', 'topic.vacated']) {
       for (const result of ['sent', 'failed', 'dropped']) this.webhooks.inc({ event, result }, 0);

@@ -8,6 +8,7 @@
  * duplicate even when the read is asynchronous.
  */
 import type { PresenceStore } from '../core/presence.js';
+import type { NodeSignals } from '../core/signals.js';
 import type { Update } from '../core/update.js';
 
 /** What a history read returns. */
@@ -56,6 +57,30 @@ export interface BasicTransport {
    * lease of `ttl` ms. Without it, presence is this process's alone (right for one node).
    */
   presenceStore?(node: string, ttl: number): PresenceStore;
+  /**
+   * Optional: messages between nodes that are not updates (never stored), for node `node`. Without
+   * it, they stay in this process (right for one node). See core/signals.ts.
+   */
+  signals?(node: string): NodeSignals;
+  /**
+   * Optional, with the four below (positions, for the Centrifugo front-end's offsets and epochs):
+   * the name of this history's lifetime. It changes when history is lost (a new memory transport,
+   * a new SQLite file, a JetStream stream made again, a Redis that lost its data), which tells a
+   * client that its position means nothing any more.
+   */
+  epoch?(): Promise<string>;
+  /** Optional: the `seq` of the newest update ever stored in this epoch (0 when none), kept or trimmed. */
+  head?(): Promise<bigint>;
+  /**
+   * Optional: reads history after position `seq` (0: from the start of the epoch), as `history`
+   * does after an ID: `found` is false when an update after `seq` is no longer kept (then
+   * `updates` is empty: the caller cannot resume there).
+   */
+  historyAfter?(seq: bigint, filter: (update: Update) => boolean): Promise<HistoryResult>;
+  /** Optional: `seq` as a safe integer, the same on every node (a Centrifugo offset); without it, `seq` itself. */
+  offsetOf?(seq: bigint): number;
+  /** Optional: the inverse of `offsetOf`. */
+  seqOfOffset?(offset: number): bigint;
 }
 
 /** A transport with every capability: what the built-in ones (memory, sqlite, redis, nats) are. */
