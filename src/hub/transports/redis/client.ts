@@ -40,6 +40,12 @@ export function createClient(settings: RedisSettings, name: string, extra: Redis
   return new Redis(options);
 }
 
+/** Calls `listener` with every error of the connection; for a cluster, of each node's connection too (the cluster itself only reports that no node answered). */
+export function onError(client: RedisClient, listener: (error: Error) => void): void {
+  client.on('error', listener);
+  if (client instanceof Cluster) client.on('+node', (node: Redis) => node.on('error', listener));
+}
+
 /** Whether `client` can run commands on the node that serves `slot` now (`slot` is ignored outside a cluster). */
 export function isReady(client: RedisClient, slot: number): boolean {
   if (client.status !== 'ready') return false;

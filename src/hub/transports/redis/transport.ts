@@ -11,7 +11,8 @@ import { type HistoryLimits, type HistoryResult, type PoisonEntry, PoisonListene
 import type { PresenceStore } from '../../core/presence.js';
 import { RedisPresenceStore } from './presence.js';
 import { type Entry, decodeEntry, entryIdAt, fieldsOf, isEntries, isUpdate, seqOfEntryId } from './codec.js';
-import { type RedisClient, createClient, isReady } from './client.js';
+import { type RedisClient, createClient, isReady, onError } from './client.js';
+import { ReplicatedPublisher } from './replicated.js';
 import { DUPLICATE, LOCATE, PUBLISH, type Script, TRIM } from './scripts.js';
 import { type RedisSettings, describeConnectError, parseRedisUrl } from './url.js';
 
@@ -36,9 +37,8 @@ export class RedisTransport implements Transport {
    * connection until the replicas answer and history reads must not wait behind it.
    */
   #publisher: RedisClient;
-  /** Why publishes are refused until a probe sees enough replicas again (a WAIT fell short), or undefined. */
-  #lagging: string | undefined;
-  #probing = false;
+  /** With `replicas`: publishes on `#publisher`, answered once the replicas have them. */
+  #replicated: ReplicatedPublisher | undefined;
   /** The slot of the transport's keys (Cluster), 0 otherwise. */
   #slot = 0;
   #started = false;
@@ -81,9 +81,11 @@ export class RedisTransport implements Transport {
     this.#reader = createClient(settings, 'ssehub-reader', { socketTimeout: BLOCK_MS + timeout * 2 }, started);
     // The script, then WAIT for up to `timeout`.
     this.#publisher = settings.replicas === 0 ? this.#cmd : createClient(settings, 'ssehub-publisher', { commandTimeout: timeout * 2, socketTimeout: timeout * 2 }, started);
+    if (settings.replicas > 0) this.#replicated = new ReplicatedPublisher(this.#publisher, settings);
     for (const client of new Set([this.#cmd, this.#reader, this.#publisher])) {
-      client.on('error', (error: Error) => {
-        this.#firstError ??= error;
+      onError(client, (error: Error) => {
+        // "Connection is closed." says nothing of why; a later error may.
+        if (error.message !== 'Connection is closed.') this.#firstError ??= error;
         this.#lastError = error.message;
       });
     }
@@ -91,7 +93,11 @@ export class RedisTransport implements Transport {
 
   async #start(): Promise<void> {
     await Promise.all([...new Set([this.#cmd, this.#reader, this.#publisher])].map((client) => client.connect()));
-    if (this.#settings.mode === 'cluster') this.#slot = Number(await this.#cmd.call('CLUSTER', 'KEYSLOT', this.#settings.stream));
+    if (this.#settings.mode === 'cluster') {
+      this.#slot = Number(await this.#cmd.call('CLUSTER', 'KEYSLOT', this.#settings.stream));
+      // A cluster connects to a node on its first command: to the stream's node now, so that `ready()` holds once started.
+      await Promise.all([...new Set([this.#cmd, this.#reader, this.#publisher])].map((client) => client.call('EXISTS', this.#settings.stream)));
+    }
     this.#started = true;
     // Listeners start after the newest entry that exists now.
     const newest = await this.#cmd.call('XREVRANGE', this.#settings.stream, '+', '-', 'COUNT', 1);
@@ -106,7 +112,8 @@ export class RedisTransport implements Transport {
     const { stream, ids, size, ttl } = this.#settings;
     let entryId: string;
     try {
-      entryId = await this.#publish([stream, ids], [update.id, size, ttl, LIVE_WINDOW, ...fieldsOf(update, update.publishedAt ?? Date.now())]);
+      const args = [update.id, size, ttl, LIVE_WINDOW, ...fieldsOf(update, update.publishedAt ?? Date.now())];
+      entryId = this.#replicated === undefined ? String(await this.#eval(PUBLISH, [stream, ids], args)) : await this.#replicated.publish([stream, ids], args);
     } catch (error) {
       if ((error as Error).message.includes(DUPLICATE)) throw new DuplicateIdError(`an update with id "${update.id}" is already in history`);
       throw error instanceof TransportUnavailableError ? error : this.#unavailable(error);
@@ -308,7 +315,7 @@ export class RedisTransport implements Transport {
 
   /** Background work: drops expired entries even when nobody publishes, keeps an idle connection checked, and looks whether lagging replicas are back. */
   async #maintain(): Promise<void> {
-    if (this.#lagging !== undefined) void this.#probe();
+    if (this.#replicated?.lagging === true) void this.#replicated.probe();
     if (this.#closed || this.#cmd.status !== 'ready') return;
     try {
       // EXISTS rather than PING: it has a key, so on a cluster it checks the connection to the stream's node.
@@ -316,66 +323,6 @@ export class RedisTransport implements Transport {
       else await this.#cmd.call('EXISTS', this.#settings.stream);
     } catch {
       // A dead connection is closed by its socket timeout and reconnected; nothing to do here.
-    }
-  }
-
-  /**
-   * Runs the publish script and returns the entry ID. With `replicas`, the script and
-   * `WAIT replicas timeout` go in one pipeline, so they run on the same connection to the same
-   * node (a cluster routes the pipeline by the script's keys) and WAIT counts the replicas that
-   * have this write; fewer than `replicas` is a 503, and the later publishes are refused at once
-   * until a probe sees the replicas again.
-   */
-  async #publish(keys: string[], args: (string | number)[]): Promise<string> {
-    const { replicas, timeout, label } = this.#settings;
-    if (replicas === 0) return String(await this.#eval(PUBLISH, keys, args));
-    if (this.#lagging !== undefined) {
-      void this.#probe();
-      throw new TransportUnavailableError(`${label}: ${this.#lagging}; publishes are refused until ${replicas === 1 ? 'a replica is' : `${replicas} replicas are`} back (option replicas=${replicas})`);
-    }
-    const [entryId, acked] = await this.#evalThenWait(PUBLISH, keys, args);
-    if (acked < replicas) {
-      this.#lagging = `${acked} of the ${replicas} replica${replicas === 1 ? '' : 's'} required acknowledged a publish within ${timeout} ms`;
-      // Drops the publishes pipelined behind this WAIT before Redis runs them: each would wait as long.
-      this.#publisher.disconnect(true);
-      throw new TransportUnavailableError(
-        `${label}: the update is stored on the primary, but only ${acked} of the ${replicas} replica${replicas === 1 ? '' : 's'} required acknowledged it within ${timeout} ms, so a failover could lose it (option replicas=${replicas}); publishing it again with the same id answers 409 while it is kept`,
-      );
-    }
-    return String(entryId);
-  }
-
-  /** The script and WAIT in one pipeline, loading the script when the server does not know it. */
-  async #evalThenWait(s: Script, keys: string[], args: (string | number)[]): Promise<[unknown, number]> {
-    const { replicas, timeout } = this.#settings;
-    const run = async (command: 'EVALSHA' | 'EVAL', body: string): Promise<[unknown, number]> => {
-      const replies = (await this.#publisher.pipeline().call(command, body, keys.length, ...keys, ...args).call('WAIT', replicas, timeout).exec()) ?? [];
-      const [script, wait] = replies;
-      if (script === undefined || wait === undefined) throw new Error('Connection is closed.');
-      if (script[0] !== null) throw script[0];
-      if (wait[0] !== null) throw wait[0];
-      return [script[1], Number(wait[1])];
-    };
-    try {
-      return await run('EVALSHA', s.sha);
-    } catch (error) {
-      if (!(error as Error).message.startsWith('NOSCRIPT')) throw error;
-      return run('EVAL', s.lua);
-    }
-  }
-
-  /** While publishes are refused for lagging replicas: asks whether enough replicas have this connection's writes now (WAIT, behind a keyed command so that a cluster sends it to the stream's node). */
-  async #probe(): Promise<void> {
-    if (this.#probing || this.#closed) return;
-    this.#probing = true;
-    try {
-      const replies = await this.#publisher.pipeline().call('EXISTS', this.#settings.stream).call('WAIT', this.#settings.replicas, this.#settings.timeout).exec();
-      const wait = replies?.[1];
-      if (wait !== undefined && wait[0] === null && Number(wait[1]) >= this.#settings.replicas) this.#lagging = undefined;
-    } catch {
-      // Not reachable: the next publish or maintenance tick probes again.
-    } finally {
-      this.#probing = false;
     }
   }
 

@@ -185,31 +185,36 @@ export function backoff(times: number): number {
   return Math.min(50 * 2 ** Math.min(times - 1, 10), MAX_BACKOFF_MS) + Math.floor(Math.random() * 100);
 }
 
-/** Where a failed start was trying to connect, in words: the server, the Sentinels or the cluster's nodes. */
-function target(settings: Pick<RedisSettings, 'mode' | 'connection' | 'nodes'>): string {
-  const list = (addresses: Partial<Address>[]) => addresses.map((a) => `${a.host}:${a.port}`).join(', ');
-  if (settings.mode === 'sentinel') return `the Sentinels (${list(settings.connection.sentinels ?? [])})`;
-  if (settings.mode === 'cluster') return `the cluster's nodes (${list(settings.nodes)})`;
-  return `${settings.connection.host}:${settings.connection.port}`;
+/** `HOST:PORT, HOST:PORT` of a list of addresses. */
+function list(addresses: Partial<Address>[]): string {
+  return addresses.map((a) => `${a.host}:${a.port}`).join(', ');
 }
 
 /** What went wrong when connecting, in words an operator can act on. */
 export function describeConnectError(error: Error, settings: Pick<RedisSettings, 'mode' | 'connection' | 'nodes' | 'timeout'>): string {
-  // A cluster reports that no node answered; the last node's error says why.
+  // A cluster that could not read its slots says so; the last node's error says why.
   const nodeError = (error as { lastNodeError?: unknown }).lastNodeError;
-  if (nodeError instanceof Error) return describeConnectError(nodeError, settings);
+  if (nodeError instanceof Error && nodeError.message !== 'Connection is closed.') return describeConnectError(nodeError, settings);
   const code = (error as NodeJS.ErrnoException).code;
-  const where = settings.mode === 'single' ? target(settings) : /(\d{1,3}(?:\.\d{1,3}){3}|\[[^\]]+\]|[\w.-]+):(\d+)/.exec(error.message)?.[0] ?? target(settings);
   const message = error.message;
   if (settings.mode === 'sentinel') {
-    if (/invalid reply: null/.test(message)) return `no Sentinel knows a primary named "${settings.connection.name}" (${target(settings)}; check the name after the hosts in the URL against "sentinel monitor" in sentinel.conf)`;
-    if (/All sentinels are unreachable/.test(message)) return `no Sentinel answered: ${target(settings)} (${message.replace(/^.*Last error: /, '') || 'no reply'}; are redis-sentinel processes running there, on those ports?)`;
+    const sentinels = list(settings.connection.sentinels ?? []);
+    if (/unknown command .sentinel/i.test(message)) return `${sentinels}: not a Sentinel (the SENTINEL command is unknown there: a Redis server, for which the URL is redis://HOST:PORT?)`;
+    if (/invalid reply: null|No such master/i.test(message)) return `no Sentinel knows a primary named "${settings.connection.name}" (asked ${sentinels}; the name after the hosts in the URL must be the one of "sentinel monitor" in sentinel.conf)`;
+    if (/All sentinels are unreachable/.test(message)) {
+      const last = /Last error: (.*)$/.exec(message)?.[1];
+      return `none of the Sentinels answered (${sentinels}${last === undefined || last === 'Connection is closed.' ? '' : `: ${last}`}; are redis-sentinel processes running there, on those ports?)`;
+    }
   }
   if (settings.mode === 'cluster') {
-    if (/cluster support disabled/i.test(message)) return `${where} is not a Redis Cluster node (cluster support is disabled there; use redis:// for a single server)`;
-    if (/None of startup nodes is available|Failed to refresh slots cache/i.test(message)) return `no node of the cluster answered: ${target(settings)} (${message})`;
-    if (/CLUSTERDOWN|cluster_state|Ready check failed/i.test(message)) return `the cluster is not serving every slot (${message}): check "redis-cli cluster info" on ${target(settings)}`;
+    const nodes = list(settings.nodes);
+    if (/cluster support disabled/i.test(message)) return `${nodes}: not a Redis Cluster node (cluster support is disabled there: a single server, for which the URL is redis://HOST:PORT?)`;
+    if (/CLUSTERDOWN|cluster_state|Ready check failed/i.test(message)) return `the cluster does not serve every slot (${message}): see "redis-cli -p PORT cluster info" on ${nodes}`;
+    // ioredis asks the nodes for their slots on connections whose errors it does not report.
+    if (/None of startup nodes is available|Failed to refresh slots cache|Connection is closed/i.test(message)) return `no node of the cluster answered (${nodes}; is redis-server running there, on those ports, with cluster-enabled yes?)`;
   }
+  // The server's address, or the one a node's or the primary's error names.
+  const where = settings.mode === 'single' ? `${settings.connection.host}:${settings.connection.port}` : (/(\d{1,3}(?:\.\d{1,3}){3}|\[[^\]]+\]|[\w.-]+):(\d+)/.exec(message)?.[0] ?? 'the server');
   if (code === 'ECONNREFUSED') return `connection refused by ${where} (is redis-server running there, on that port?)`;
   if (code === 'ETIMEDOUT' || /ETIMEDOUT/.test(message)) return `timed out after ${settings.connection.connectTimeout ?? settings.timeout} ms (a firewall dropping packets, a wrong host, or a TLS URL, rediss://, for a server without TLS?)`;
   if (/Socket timeout/i.test(message)) return `${where} accepted the connection but did not answer within ${settings.timeout * 2} ms (not a Redis server, or one too busy to answer?)`;
