@@ -367,6 +367,112 @@ describe('the Transport contract', { concurrency: true }, () => {
         assert.equal(await t.lastId(), 'b');
       });
 
+      // Positions: what the Centrifugo front-end's offsets and epochs stand on.
+      describe('positions', () => {
+        /** The capabilities every built-in transport has. */
+        const positions = (t: Transport) => {
+          const { epoch, head, historyAfter } = t;
+          assert.ok(epoch !== undefined && head !== undefined && historyAfter !== undefined, 'epoch, head and historyAfter');
+          return { epoch: () => epoch.call(t), head: () => head.call(t), after: (seq: bigint, filter = all) => historyAfter.call(t, seq, filter) };
+        };
+        const offsetOf = (t: Transport, seq: bigint) => t.offsetOf?.(seq) ?? Number(seq);
+        const seqOfOffset = (t: Transport, offset: number) => t.seqOfOffset?.(offset) ?? BigInt(offset);
+
+        it('names its epoch: the same for the same history, reopened; another for a new history', T, async () => {
+          const spec = kind.fresh();
+          const first = await open(NO_LIMITS, spec);
+          const epoch = await positions(first).epoch();
+          assert.ok(epoch.length > 0);
+          assert.equal(await positions(first).epoch(), epoch);
+          if (kind.durable) {
+            await first.close();
+            assert.equal(await positions(await open(NO_LIMITS, spec)).epoch(), epoch, 'the same history, reopened');
+          }
+          assert.notEqual(await positions(await open()).epoch(), epoch, 'a new history');
+        });
+
+        it('reports as head the seq of the newest update stored, 0 when none, and keeps it once that update is trimmed', T, async () => {
+          const t = await open({ size: 1, ttl: 0 });
+          assert.equal(await positions(t).head(), 0n);
+          const sent = await dispatchAll(t, ['a', 'b', 'c']);
+          assert.equal(await positions(t).head(), sent[2]?.seq);
+        });
+
+        it('reads the updates after a position, found, with the head', T, async () => {
+          const t = await open();
+          const [, b, , d] = await dispatchAll(t, ['a', 'b', 'c', 'd']);
+          const result = await positions(t).after(b?.seq as bigint);
+          assert.equal(result.found, true);
+          assert.deepEqual(ids(result.updates), ['c', 'd']);
+          assert.equal(result.head, d?.seq);
+          assert.deepEqual(ids((await positions(t).after(b?.seq as bigint, (u) => u.id !== 'c')).updates), ['d'], 'filtered');
+        });
+
+        it('reads the whole epoch after position 0, and nothing, found, at the head', T, async () => {
+          const t = await open();
+          assert.deepEqual(await positions(t).after(0n), { updates: [], found: true, head: 0n });
+          const sent = await dispatchAll(t, ['a', 'b']);
+          const fromStart = await positions(t).after(0n);
+          assert.equal(fromStart.found, true);
+          assert.deepEqual(ids(fromStart.updates), ['a', 'b']);
+          assert.deepEqual(await positions(t).after(sent[1]?.seq as bigint), { updates: [], found: true, head: sent[1]?.seq });
+        });
+
+        it('does not resume from a position an update after which was trimmed, and does from one all of whose successors are kept', T, async () => {
+          const t = await open({ size: 2, ttl: 0 });
+          const [a, b] = await dispatchAll(t, ['a', 'b', 'c', 'd']);
+          const gone = await positions(t).after(a?.seq as bigint);
+          assert.equal(gone.found, false);
+          assert.deepEqual(gone.updates, []);
+          assert.equal((await positions(t).after(0n)).found, false, 'the start of the epoch');
+          const kept = await positions(t).after(b?.seq as bigint);
+          assert.equal(kept.found, true);
+          assert.deepEqual(ids(kept.updates), ['c', 'd']);
+        });
+
+        it('does not resume when history keeps nothing (size 0), except at the head', T, async () => {
+          const t = await open({ size: 0, ttl: 0 });
+          const [a, b] = await dispatchAll(t, ['a', 'b']);
+          assert.equal((await positions(t).after(a?.seq as bigint)).found, false);
+          assert.equal((await positions(t).after(b?.seq as bigint)).found, true);
+        });
+
+        it('gives every seq an offset that is a safe integer, increasing, and turns back into the seq', T, async () => {
+          const t = await open();
+          const sent = await dispatchAll(t, ['a', 'b', 'c']);
+          const offsets = sent.map((u) => offsetOf(t, u.seq as bigint));
+          for (const [i, offset] of offsets.entries()) {
+            assert.ok(Number.isSafeInteger(offset) && offset > 0, `offset ${offset}`);
+            if (i > 0) assert.ok(offset > (offsets[i - 1] as number), `offsets ${offsets.join(', ')}`);
+            assert.equal(seqOfOffset(t, offset), sent[i]?.seq);
+          }
+          assert.equal(offsetOf(t, 0n), 0, 'position 0, the start of the epoch');
+          assert.equal(seqOfOffset(t, 0), 0n);
+        });
+      });
+
+      it('carries signals between nodes, to one node or to all, and stores none of them', T, async (context) => {
+        const t = await open();
+        if (t.signals === undefined) {
+          context.skip('one node: the hub keeps signals in the process (core/signals.ts, tested there)');
+          return;
+        }
+        const a = t.signals('node-a');
+        const b = t.signals('node-b');
+        const got: string[] = [];
+        a.listen((m) => got.push(`a ${m}`));
+        b.listen((m) => got.push(`b ${m}`));
+        await a.send('node-b', 'to b');
+        await b.send('*', 'to all');
+        await until(async () => got.length === 3, 'three signals');
+        await b.send('node-a', 'marker');
+        await until(async () => got.includes('a marker'), 'the marker');
+        assert.deepEqual([...got].sort(), ['a marker', 'a to all', 'b to all', 'b to b']);
+        assert.deepEqual((await t.history('earliest', all)).updates, []);
+        await a.close();
+        await b.close();
+      });
+
       it('is not ready after close, and rejects dispatch with TransportUnavailableError', T, async () => {
         const t = await open();
         assert.equal(t.ready(), true);

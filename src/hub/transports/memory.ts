@@ -1,7 +1,8 @@
 /**
  * `memory`: history in a bounded ring (count, bytes and age), dispatch within one process.
- * Nothing survives a restart; use `sqlite:PATH` for that.
+ * Nothing survives a restart; use `sqlite:PATH` for that. Each transport is an epoch of its own.
  */
+import { randomBytes } from 'node:crypto';
 import { DuplicateIdError, TransportUnavailableError } from '../core/errors.js';
 import type { Update } from '../core/update.js';
 import type { HistoryLimits, HistoryResult, Transport } from './transport.js';
@@ -23,6 +24,8 @@ export class MemoryTransport implements Transport {
   #limits: HistoryLimits;
   #maxBytes: number;
   #closed = false;
+  /** This history's lifetime: a new transport (a restart) starts another. */
+  readonly #epoch = randomBytes(6).toString('base64url');
 
   constructor(limits: HistoryLimits, maxBytes = DEFAULT_MAX_BYTES) {
     this.#limits = limits;
@@ -64,6 +67,29 @@ export class MemoryTransport implements Transport {
       if (filter(u)) updates.push(u);
     }
     return { updates, found, head: this.#seq };
+  }
+
+  async epoch(): Promise<string> {
+    return this.#epoch;
+  }
+
+  async head(): Promise<bigint> {
+    return this.#seq;
+  }
+
+  async historyAfter(seq: bigint, filter: (u: Update) => boolean): Promise<HistoryResult> {
+    this.#trim(Date.now());
+    const head = this.#seq;
+    if (seq >= head) return { updates: [], found: true, head };
+    // Positions are consecutive: nothing after `seq` is gone while the oldest kept is at most the next one.
+    const oldest = this.#ring.length > this.#start ? ((this.#ring[this.#start] as Update).seq as bigint) : head + 1n;
+    if (oldest > seq + 1n) return { updates: [], found: false, head };
+    const updates: Update[] = [];
+    for (let i = this.#indexAfter(seq); i < this.#ring.length; i++) {
+      const u = this.#ring[i] as Update;
+      if (filter(u)) updates.push(u);
+    }
+    return { updates, found: true, head };
   }
 
   async lastId(): Promise<string | undefined> {

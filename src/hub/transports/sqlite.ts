@@ -2,8 +2,10 @@
  * `sqlite:PATH`: the embedded default for one node. History survives restarts; a background
  * task trims it by count and age. WAL mode with `synchronous = NORMAL`: a committed update
  * survives a crash of the process (what a restart test checks); a power loss may lose the last
- * transactions, which is the usual trade for publish latency.
+ * transactions, which is the usual trade for publish latency. The file's epoch is made with it
+ * (a table `meta`), so a new file is a new epoch.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
@@ -99,6 +101,9 @@ export class SqliteTransport implements Transport {
   #after: Database.Statement;
   #head: Database.Statement;
   #last: Database.Statement;
+  #lastSeq: Database.Statement;
+  #oldestKept: Database.Statement;
+  readonly #epoch: string;
 
   constructor(path: string, limits: HistoryLimits, trimInterval = 10_000) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -118,6 +123,9 @@ export class SqliteTransport implements Transport {
       published_at INTEGER NOT NULL
     )`);
     this.#db.exec('CREATE INDEX IF NOT EXISTS updates_published_at ON updates (published_at)');
+    this.#db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
+    this.#db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)").run(randomBytes(6).toString('base64url'));
+    this.#epoch = this.#db.prepare("SELECT value FROM meta WHERE key = 'epoch'").pluck().get() as string;
     this.#insert = this.#db.prepare('INSERT INTO updates (id, topics, data, private, type, retry, published_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
     // A batch in one transaction; a duplicate ID fails only its own row (SQLite rolls back that statement alone).
     this.#insertBatch = this.#db.transaction((batch: Pending[], duplicates: Set<Pending>) => {
@@ -147,6 +155,9 @@ export class SqliteTransport implements Transport {
     this.#after = this.#db.prepare('SELECT * FROM updates WHERE seq > ? AND published_at >= ? ORDER BY seq');
     this.#head = this.#db.prepare("SELECT COALESCE(MAX(seq), 0) FROM updates").pluck().safeIntegers(true);
     this.#last = this.#db.prepare('SELECT id FROM updates WHERE published_at >= ? ORDER BY seq DESC LIMIT 1').pluck();
+    // AUTOINCREMENT's counter: the last seq ever given, even once its row is trimmed.
+    this.#lastSeq = this.#db.prepare("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'updates'), 0)").pluck().safeIntegers(true);
+    this.#oldestKept = this.#db.prepare('SELECT MIN(seq) FROM updates WHERE seq > ? AND published_at >= ?').pluck().safeIntegers(true);
     this.#limits = limits;
     this.#trim();
     this.#timer = setInterval(() => this.#trim(), trimInterval);
@@ -286,6 +297,32 @@ export class SqliteTransport implements Transport {
 
   async lastId(): Promise<string | undefined> {
     return (this.#last.get(this.#since()) as string | undefined) ?? undefined;
+  }
+
+  async epoch(): Promise<string> {
+    return this.#epoch;
+  }
+
+  async head(): Promise<bigint> {
+    return this.#lastSeq.get() as bigint;
+  }
+
+  async historyAfter(seq: bigint, filter: (u: Update) => boolean): Promise<HistoryResult> {
+    // Synchronous reads (better-sqlite3): no dispatch interleaves, as in history().
+    const head = this.#lastSeq.get() as bigint;
+    if (seq >= head) return { updates: [], found: true, head };
+    const floor = head - BigInt(this.#limits.size);
+    const since = this.#since();
+    // Positions are consecutive (a failed insert gives none up): nothing after `seq` is gone while the oldest kept is at most the next one.
+    const oldest = this.#oldestKept.get(floor > 0n ? floor : 0n, since) as bigint | null;
+    if (oldest === null || oldest > seq + 1n) return { updates: [], found: false, head };
+    const updates: Update[] = [];
+    for (const row of this.#after.iterate(seq, since) as IterableIterator<Row>) {
+      const u = toUpdate(row);
+      if (!('topics' in u)) this.#poison.report(u.ref, u.reason);
+      else if (filter(u)) updates.push(u);
+    }
+    return { updates, found: true, head };
   }
 
   /** The oldest `published_at` the TTL keeps (0 without a TTL). */

@@ -23,8 +23,10 @@ import { DuplicateIdError, TransportUnavailableError } from '../../core/errors.j
 import type { Update } from '../../core/update.js';
 import { type HistoryLimits, type HistoryResult, type PoisonEntry, PoisonListeners, type Transport } from '../transport.js';
 import type { PresenceStore } from '../../core/presence.js';
+import type { NodeSignals } from '../../core/signals.js';
 import { decode, encode, idToken, isUpdate } from './codec.js';
 import { NatsPresenceStore } from './presence.js';
+import { NatsSignals } from './signals.js';
 import { Tail, apiErrorCode, isNotFound } from './tail.js';
 import { type NatsOptions, parseNatsUrl, reconnectDelay } from './url.js';
 
@@ -153,6 +155,47 @@ export class NatsTransport implements Transport {
   /** Presence for the cluster, in a key-value bucket beside the stream (see presence.ts). */
   presenceStore(node: string, ttl: number): PresenceStore {
     return new NatsPresenceStore(this.#js, { bucket: `${this.#options.stream}_presence`, node, ttl, replicas: this.#options.replicas });
+  }
+
+  /** Signals between the nodes, as core NATS messages beside the stream (see signals.ts). */
+  signals(node: string): NodeSignals {
+    return new NatsSignals(this.#nc, this.#options.prefix, node);
+  }
+
+  /** The stream's creation time: a stream deleted and made again (its sequences start over) is a new epoch. */
+  async epoch(): Promise<string> {
+    this.#assertUsable();
+    return this.#streamCreated ?? '';
+  }
+
+  async head(): Promise<bigint> {
+    this.#assertUsable();
+    try {
+      return BigInt((await this.#guard(this.#jsm.streams.info(this.#options.stream))).state.last_seq);
+    } catch (error) {
+      throw this.#unavailable(error, 'the stream could not be read');
+    }
+  }
+
+  async historyAfter(seq: bigint, filter: (u: Update) => boolean): Promise<HistoryResult> {
+    this.#assertUsable();
+    try {
+      const { first_seq: first, last_seq: last } = (await this.#guard(this.#jsm.streams.info(this.#options.stream))).state;
+      const head = BigInt(last);
+      if (seq >= head) return { updates: [], found: true, head };
+      // Sequences are consecutive: nothing after `seq` is gone while the first kept is at most the next one.
+      if (this.#limits.size === 0 || BigInt(first) > seq + 1n) return { updates: [], found: false, head };
+      const updates: Update[] = [];
+      const take = (u: Update) => {
+        if (filter(u)) updates.push(u);
+      };
+      const start = Number(seq) + 1;
+      const complete = await (last - start < SHORT_READ ? this.#get(start, last, take) : this.#read(start, last, take));
+      // Trimmed while we read: a gap, so no resume there.
+      return complete ? { updates, found: true, head } : { updates: [], found: false, head };
+    } catch (error) {
+      throw this.#unavailable(error, 'history could not be read');
+    }
   }
 
   /** The message's update, or `undefined` (reported to the poison listeners) when it is not one. */
