@@ -2,12 +2,13 @@
 //   sse         the side-by-side benchmark: nchan, better-sse, bare node:http and the hub
 //               (options: --write, --peers a,b, --scenarios fanout,latency,idle,storm,publish)
 //   transports  publish-to-delivery latency per transport
+//   replicas    what replicas=1 (WAIT) costs a Redis publish, through Sentinel (not run without its name)
 // Without a name, runs both. bench/setup.sh installs what the sse benchmark needs (nginx + nchan).
 import { spawnSync } from 'node:child_process';
 
-const all = { sse: 'bench/sse/main.ts', transports: 'bench/transport-latency.ts' };
+const all = { sse: 'bench/sse/main.ts', transports: 'bench/transport-latency.ts', replicas: 'bench/redis-replicas.ts' };
 const [first, ...rest] = process.argv.slice(2);
-const names = first === undefined || first.startsWith('--') ? Object.keys(all) : [first];
+const names = first === undefined || first.startsWith('--') ? ['sse', 'transports'] : [first];
 const options = first === undefined || first.startsWith('--') ? process.argv.slice(2) : rest;
 for (const name of names) {
   const file = all[name];

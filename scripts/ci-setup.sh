@@ -50,6 +50,10 @@ need_pkg /usr/bin/chromium chromium
 
 # Redis and NATS (JetStream) servers for the scale-out transports' tests. The tests start their
 # own server processes on free loopback ports, so only the binaries are needed here.
+# Redis Sentinel is the same binary run as `redis-server CONF --sentinel` (test/helpers/
+# redis-sentinel.ts): Debian 12's redis-sentinel package adds only a system service around it
+# (/usr/bin/redis-sentinel -> redis-check-rdb, like redis-server), which the tests do not want.
+# Redis Cluster nodes are redis-server processes too (test/helpers/redis-cluster.ts).
 need_pkg redis-server redis-server
 need_pkg /usr/sbin/nats-server nats-server
 
