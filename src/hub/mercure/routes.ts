@@ -89,8 +89,8 @@ async function route(ctx: HubContext, req: NodeRequest, res: NodeResponse): Prom
     if (path === HUB_PATH) {
       if (method === 'GET' || method === 'QUERY') return handleSubscribe(ctx, req, res, query, q === -1 ? '' : rawUrl.slice(q + 1));
       if (method === 'POST') return handlePublish(ctx, req, res, query);
-      // The Allow list a draft-07 client has always been given; the message names QUERY for 1.0 clients.
-      throw new HttpError(405, 'method-not-allowed', `${method} is not supported here: GET (or QUERY, Mercure 1.0) subscribes, POST publishes`, { allow: 'GET, POST, OPTIONS' });
+      // The answer a draft-07 client has always been given; the message adds QUERY for 1.0 clients.
+      throw new HttpError(405, 'method-not-allowed', `${method} is not supported here: GET subscribes, POST publishes (and QUERY subscribes, Mercure 1.0)`, { allow: 'GET, POST, OPTIONS' });
     }
     if (path === SUBSCRIPTIONS_PATH || path.startsWith(`${SUBSCRIPTIONS_PATH}/`)) {
       if (!ctx.hub.config.subscriptions) throw new HttpError(404, 'not-found', 'the subscriptions API is off (--subscriptions)');
