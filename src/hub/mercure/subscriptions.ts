@@ -5,7 +5,7 @@
  * the active ones of this hub process.
  */
 import type { NodeRequest, NodeResponse } from '../../server/adapters/node.js';
-import { grantMatchers } from '../core/grant.js';
+import { grantMatchers, payloadOf } from '../core/grant.js';
 import type { Hub } from '../core/hub.js';
 import type { Subscriber } from '../core/subscriber.js';
 import { newUpdateId } from '../core/update.js';
@@ -49,7 +49,8 @@ function publishEvents(hub: Hub, subscriptions: readonly Described[], active: bo
 export function publishSubscriptionEvents(hub: Hub, subscriber: Subscriber, active: boolean): void {
   publishEvents(
     hub,
-    subscriber.selectors.map((topic) => ({ subscriber: subscriber.id, topic, payload: subscriber.payload })),
+    // The payload of each subscription: a 1.0 token's per matcher, a draft-07 token's mercure.payload.
+    subscriber.typedSelectors.map((selector) => ({ subscriber: subscriber.id, topic: selector.value, payload: payloadOf(subscriber.grant, selector) ?? subscriber.payload })),
     active,
   );
 }
