@@ -521,14 +521,14 @@ describe('Mercure 1.0', () => {
 
     it('a draft-07 watcher gets the draft-07 form for 1.0 subscribers too, and no 1.0 form', T, async () => {
       const watcher = cleanups.add(await openSse(subscribeUrl(hub.hubUrl, [V0_EVENTS, '*']), { authorization: `Bearer ${await hub.token({ subscribe: ['*'] })}` }), (s) => s.close());
-      await subscribe([['match_urlpattern', 'https://example.com/seen/:id']]);
+      await subscribe([['match_urlpattern', 'https://example.com/seen/:id']], await accessToken(hub.hubUrl, [detail(['subscribe'], ['*'], { who: 'dave' })]));
       await watcher.until((w) => w.events.some((e) => e.data.includes('https://example.com/seen/:id')), 'the draft-07 event');
       await marker(watcher, 'urn:after-seen');
       const about = watcher.events.filter((e) => e.data.includes('https://example.com/seen/:id'));
       assert.equal(about.length, 1);
       assert.equal(about[0]?.type, 'message');
-      const doc = JSON.parse(about[0]?.data ?? '{}') as { '@context': string; type: string; topic: string };
-      assert.deepEqual([doc['@context'], doc.type, doc.topic], ['https://mercure.rocks/', 'Subscription', 'https://example.com/seen/:id']);
+      const doc = JSON.parse(about[0]?.data ?? '{}') as { '@context': string; type: string; topic: string; payload: unknown };
+      assert.deepEqual([doc['@context'], doc.type, doc.topic, doc.payload], ['https://mercure.rocks/', 'Subscription', 'https://example.com/seen/:id', { who: 'dave' }]);
     });
 
     it('the subscription API answers a 1.0 request in the 1.0 form, with the cursor in a Link header', T, async () => {
