@@ -62,6 +62,13 @@ export interface HubConfig {
   webhookUrls: string[];
   webhookSecret: string | undefined;
   webhookVacateDelay: number;
+  centrifugo: boolean;
+  apiKey: string | undefined;
+  centrifugoPing: number;
+  centrifugoMaxMessage: number;
+  centrifugoCommandRate: number;
+  centrifugoMaxSubscriptions: number;
+  centrifugoJoinLeave: boolean;
 }
 
 type Kind = 'string' | 'secret' | 'bool' | 'duration' | 'size' | 'count' | 'list' | 'listen' | 'transport' | 'alg' | 'level' | 'rate' | 'url' | 'urls';
@@ -112,6 +119,13 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'webhook-url', key: 'webhookUrls', kind: 'urls', default: '', description: 'POST subscriber.connected, subscriber.disconnected, topic.occupied and topic.vacated events here, once per cluster, signed per Standard Webhooks (repeatable, or comma-separated); needs --webhook-secret' },
   { name: 'webhook-secret', key: 'webhookSecret', kind: 'secret', default: undefined, description: 'the Standard Webhooks signing secret: whsec_ and the base64 of 24 to 64 random bytes (e.g. whsec_$(openssl rand -base64 32))' },
   { name: 'webhook-vacate-delay', key: 'webhookVacateDelay', kind: 'duration', default: '5s', description: 'how long a topic stays without subscribers in the whole cluster before topic.vacated is sent, so that a reconnect does not flap it' },
+  { name: 'centrifugo', key: 'centrifugo', kind: 'bool', default: 'true', description: 'speak the Centrifugo client protocol (v2, JSON) to its SDKs on the same topics, history and tokens: /connection/websocket, and bidirectional SSE and HTTP streaming (/connection/sse, /connection/http_stream, POST /emulation); see docs/websocket.md' },
+  { name: 'api-key', key: 'apiKey', kind: 'secret', default: undefined, description: 'key of the Centrifugo server HTTP API (POST /api/publish, /api/broadcast, /api/history, /api/presence, …), sent as "X-API-Key: KEY" or "Authorization: apikey KEY"; without it the API is off' },
+  { name: 'centrifugo-ping', key: 'centrifugoPing', kind: 'duration', default: '25s', description: 'interval of the Centrifugo protocol\'s pings; a client that has not answered one by the next is disconnected (no pong). Keep it below every proxy idle timeout (0: no pings)' },
+  { name: 'centrifugo-max-message', key: 'centrifugoMaxMessage', kind: 'size', default: '64kb', description: 'largest message a Centrifugo client may send (a WebSocket message, closed with 1009 past it; an emulation or streaming request, 413)' },
+  { name: 'centrifugo-command-rate', key: 'centrifugoCommandRate', kind: 'rate', default: '100/s', description: 'commands per second per Centrifugo connection, e.g. 100 or 6000/m; past it a command is answered 111 (too many requests), and a flood past twice it is disconnected (3013) (0: no limit)' },
+  { name: 'centrifugo-max-subscriptions', key: 'centrifugoMaxSubscriptions', kind: 'count', default: '128', description: 'channels one Centrifugo connection may subscribe to at once; more are answered 106 (limit exceeded) (0: no limit)' },
+  { name: 'centrifugo-join-leave', key: 'centrifugoJoinLeave', kind: 'bool', default: 'false', description: 'push join and leave messages (any protocol\'s subscribers of a channel, across the cluster) to Centrifugo clients that subscribe with join_leave' },
   { name: 'log-level', key: 'logLevel', kind: 'level', default: 'info', description: 'fatal, error, warn, info, debug, trace or silent' },
   { name: 'dev', key: 'dev', kind: 'bool', default: 'false', description: 'zero-config demo: ephemeral key, printed tokens and curl commands, anonymous subscribers, CORS for any origin. Never in production' },
 ];
@@ -396,6 +410,10 @@ function validate(c: HubConfig, at: (name: string) => string): void {
   if (c.requestTimeout < 1000 || c.requestTimeout > 3_600_000) throw new ConfigError(at('request-timeout'), 'must be from 1s to 1h');
   if (c.maxBody < 1) throw new ConfigError(at('max-body'), 'must be at least 1 byte');
   if (c.presenceTtl < 1000) throw new ConfigError(at('presence-ttl'), 'must be at least 1s (a node renews its lease three times per TTL)');
+  if (c.centrifugoPing > 0 && c.centrifugoPing < 500) throw new ConfigError(at('centrifugo-ping'), 'must be 0 (no pings) or at least 500ms');
+  if (c.centrifugoPing > 3_600_000) throw new ConfigError(at('centrifugo-ping'), 'must be at most 1h (the SDKs wait for the next ping this long, plus their own delay, before they reconnect)');
+  if (c.centrifugoMaxMessage < 1024 || c.centrifugoMaxMessage > 64 * 1024 * 1024) throw new ConfigError(at('centrifugo-max-message'), 'must be from 1kb (a connect command carries a token) to 64mb');
+  if (c.apiKey !== undefined && c.apiKey.length < 16) throw new ConfigError(at('api-key'), 'must be at least 16 characters long (e.g. $(openssl rand -hex 24)): it lets anyone who has it publish to every channel and disconnect every client');
   if (c.webhookUrls.length > 0 && c.webhookSecret === undefined) throw new ConfigError(at('webhook-url'), 'webhooks are signed: set --webhook-secret too (whsec_ and the base64 of 24 to 64 random bytes)');
   if (c.webhookSecret !== undefined) {
     const raw = c.webhookSecret.startsWith('whsec_') ? c.webhookSecret.slice('whsec_'.length) : undefined;

@@ -86,6 +86,13 @@ const SAMPLES: Record<string, { raw: string; key: keyof HubConfig; expected: unk
   'webhook-url': { raw: 'https://api.example.com/hooks, http://10.0.0.7:8080/ssehub', key: 'webhookUrls', expected: ['https://api.example.com/hooks', 'http://10.0.0.7:8080/ssehub'], with: { 'webhook-secret': WEBHOOK_SECRET } },
   'webhook-secret': { raw: WEBHOOK_SECRET, key: 'webhookSecret', expected: WEBHOOK_SECRET },
   'webhook-vacate-delay': { raw: '1500ms', key: 'webhookVacateDelay', expected: 1500 },
+  centrifugo: { raw: 'false', key: 'centrifugo', expected: false },
+  'api-key': { raw: 'api-key-of-at-least-16-chars', key: 'apiKey', expected: 'api-key-of-at-least-16-chars' },
+  'centrifugo-ping': { raw: '10s', key: 'centrifugoPing', expected: 10_000 },
+  'centrifugo-max-message': { raw: '128kb', key: 'centrifugoMaxMessage', expected: 128 * 1024 },
+  'centrifugo-command-rate': { raw: '600/m', key: 'centrifugoCommandRate', expected: 10 },
+  'centrifugo-max-subscriptions': { raw: '16', key: 'centrifugoMaxSubscriptions', expected: 16 },
+  'centrifugo-join-leave': { raw: 'true', key: 'centrifugoJoinLeave', expected: true },
 };
 
 describe('config: where settings come from', () => {
@@ -237,6 +244,10 @@ describe('config: bad values name the setting where it was given', () => {
     ['webhook-secret', 'not-a-whsec-secret', /expected whsec_ and the base64 of 24 to 64 random bytes/],
     ['webhook-secret', 'whsec_c2hvcnQ=', /expected whsec_ and the base64 of 24 to 64 random bytes/],
     ['presence-ttl', '500ms', /must be at least 1s/],
+    ['centrifugo-ping', '100ms', /must be 0 \(no pings\) or at least 500ms/],
+    ['centrifugo-max-message', '512', /must be from 1kb/],
+    ['centrifugo-command-rate', 'many', /expected publishes per second|expected/],
+    ['api-key', 'short', /must be at least 16 characters/],
   ];
 
   for (const [name, raw, message] of BAD) {

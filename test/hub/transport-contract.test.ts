@@ -373,7 +373,7 @@ describe('the Transport contract', { concurrency: true }, () => {
         const positions = (t: Transport) => {
           const { epoch, head, historyAfter } = t;
           assert.ok(epoch !== undefined && head !== undefined && historyAfter !== undefined, 'epoch, head and historyAfter');
-          return { epoch: () => epoch.call(t), head: () => head.call(t), after: (seq: bigint, filter = all) => historyAfter.call(t, seq, filter) };
+          return { epoch: () => epoch.call(t), head: () => head.call(t), after: (seq: bigint, filter: (u: Update) => boolean = all) => historyAfter.call(t, seq, filter) };
         };
         const offsetOf = (t: Transport, seq: bigint) => t.offsetOf?.(seq) ?? Number(seq);
         const seqOfOffset = (t: Transport, offset: number) => t.seqOfOffset?.(offset) ?? BigInt(offset);
@@ -418,16 +418,16 @@ describe('the Transport contract', { concurrency: true }, () => {
           assert.deepEqual(await positions(t).after(sent[1]?.seq as bigint), { updates: [], found: true, head: sent[1]?.seq });
         });
 
-        it('does not resume from a position an update after which was trimmed, and does from one all of whose successors are kept', T, async () => {
+        it('does not resume from a position an update after which was trimmed, and does from a kept one', T, async () => {
           const t = await open({ size: 2, ttl: 0 });
-          const [a, b] = await dispatchAll(t, ['a', 'b', 'c', 'd']);
+          const [a, , c] = await dispatchAll(t, ['a', 'b', 'c', 'd']);
           const gone = await positions(t).after(a?.seq as bigint);
           assert.equal(gone.found, false);
           assert.deepEqual(gone.updates, []);
           assert.equal((await positions(t).after(0n)).found, false, 'the start of the epoch');
-          const kept = await positions(t).after(b?.seq as bigint);
+          const kept = await positions(t).after(c?.seq as bigint);
           assert.equal(kept.found, true);
-          assert.deepEqual(ids(kept.updates), ['c', 'd']);
+          assert.deepEqual(ids(kept.updates), ['d']);
         });
 
         it('does not resume when history keeps nothing (size 0), except at the head', T, async () => {
@@ -462,6 +462,7 @@ describe('the Transport contract', { concurrency: true }, () => {
         const got: string[] = [];
         a.listen((m) => got.push(`a ${m}`));
         b.listen((m) => got.push(`b ${m}`));
+        await Promise.all([a.ready(), b.ready()]);
         await a.send('node-b', 'to b');
         await b.send('*', 'to all');
         await until(async () => got.length === 3, 'three signals');

@@ -13,6 +13,8 @@
 export interface NodeSignals {
   /** Sends `message` to node `to`, or with `*` to every node, this one included. Resolves once the broker has it. */
   send(to: string, message: string): Promise<void>;
+  /** Resolves once messages sent to this node are received (a message sent to it before is lost). */
+  ready(): Promise<void>;
   /** Calls `listener` with every message sent to this node or to every node; returns a function that stops it. */
   listen(listener: (message: string) => void): () => void;
   /** Stops listening and releases the connection. */
@@ -65,6 +67,8 @@ export class LocalSignals implements NodeSignals {
       if (!this.#closed) this.#listeners.deliver(message);
     });
   }
+
+  async ready(): Promise<void> {}
 
   listen(listener: (message: string) => void): () => void {
     return this.#listeners.add(listener);

@@ -35,6 +35,11 @@ export class NatsSignals implements NodeSignals {
     return node === ALL_NODES ? `${this.#prefix}.signals.all` : `${this.#prefix}.signals.node.${nodeToken(node)}`;
   }
 
+  /** Once the server has this node's subscriptions (a flush round trip). */
+  async ready(): Promise<void> {
+    if (!this.#nc.isClosed()) await this.#nc.flush().catch(() => {});
+  }
+
   async send(to: string, message: string): Promise<void> {
     if (this.#nc.isClosed()) return;
     // Buffered by the client while it reconnects; lost if it never does (signals are at most once).

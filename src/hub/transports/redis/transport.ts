@@ -8,8 +8,12 @@
 import { DuplicateIdError, TransportUnavailableError } from '../../core/errors.js';
 import type { Update } from '../../core/update.js';
 import { type HistoryLimits, type HistoryResult, type PoisonEntry, PoisonListeners, type Transport } from '../transport.js';
+import { randomBytes } from 'node:crypto';
 import type { PresenceStore } from '../../core/presence.js';
+import type { NodeSignals } from '../../core/signals.js';
 import { RedisPresenceStore } from './presence.js';
+import { EPOCH, POSITION, entryIdOfSeq, epochStart, offsetOfSeq, seqOfOffset } from './positions.js';
+import { RedisSignals } from './signals.js';
 import { type Entry, decodeEntry, entryIdAt, fieldsOf, isEntries, isUpdate, seqOfEntryId } from './codec.js';
 import { type RedisClient, createClient, isReady, onError } from './client.js';
 import { ReplicatedPublisher } from './replicated.js';
@@ -53,6 +57,8 @@ export class RedisTransport implements Transport {
   #timer: NodeJS.Timeout | undefined;
   #wakeReader: (() => void) | undefined;
   #lastError = '';
+  /** The start of the epoch (`T0-random`, see positions.ts) as last read. */
+  #t0 = 0;
   /** The first error either connection reported, for the message of a failed start. */
   #firstError: Error | undefined;
   #closed = false;
@@ -99,6 +105,7 @@ export class RedisTransport implements Transport {
       await Promise.all([...new Set([this.#cmd, this.#reader, this.#publisher])].map((client) => client.call('EXISTS', this.#settings.stream)));
     }
     this.#started = true;
+    await this.#readEpoch();
     // Listeners start after the newest entry that exists now.
     const newest = await this.#cmd.call('XREVRANGE', this.#settings.stream, '+', '-', 'COUNT', 1);
     if (isEntries(newest) && newest[0] !== undefined) this.#advance(newest[0][0]);
@@ -135,6 +142,78 @@ export class RedisTransport implements Transport {
   presenceStore(node: string, ttl: number): PresenceStore {
     const { stream } = this.#settings;
     return new RedisPresenceStore({ eval: (s, keys, args) => this.#eval(s, keys, args), cmd: this.#cmd, prefix: stream.slice(0, stream.indexOf('}') + 1), node, ttl });
+  }
+
+  /** Signals between the nodes, as Pub/Sub messages beside the stream (see signals.ts). */
+  signals(node: string): NodeSignals {
+    const { stream } = this.#settings;
+    // No socket timeout: a subscribed connection is silent while no signal comes.
+    const subscriber = createClient(this.#settings, 'ssehub-signals', {}, () => this.#started);
+    return new RedisSignals(subscriber, (channel, message) => this.#cmd.call('PUBLISH', channel, message), stream.slice(0, stream.indexOf('}') + 1), node);
+  }
+
+  /** The epoch: made beside the stream when missing (a Redis that lost its data makes a new one). See positions.ts. */
+  async epoch(): Promise<string> {
+    if (this.#closed) throw new TransportUnavailableError('the redis transport is closed');
+    try {
+      return await this.#readEpoch();
+    } catch (error) {
+      throw this.#unavailable(error);
+    }
+  }
+
+  async #readEpoch(): Promise<string> {
+    const epoch = String(await this.#eval(EPOCH, [this.#epochKey(), this.#settings.stream], [randomBytes(6).toString('base64url')]));
+    this.#t0 = epochStart(epoch);
+    return epoch;
+  }
+
+  #epochKey(): string {
+    return this.#settings.stream.replace(/:updates$/, ':epoch');
+  }
+
+  /** `seq` as an offset of this epoch (see positions.ts). */
+  offsetOf(seq: bigint): number {
+    return offsetOfSeq(seq, this.#t0);
+  }
+
+  seqOfOffset(offset: number): bigint {
+    return seqOfOffset(offset, this.#t0);
+  }
+
+  async head(): Promise<bigint> {
+    return (await this.#position('')).head;
+  }
+
+  async historyAfter(seq: bigint, filter: (u: Update) => boolean): Promise<HistoryResult> {
+    if (this.#closed) throw new TransportUnavailableError('the redis transport is closed');
+    try {
+      const at = await this.#position(seq > 0n ? entryIdOfSeq(seq) : '');
+      const { head } = at;
+      if (seq >= head) return { updates: [], found: true, head };
+      const gone = { updates: [], found: false, head };
+      if (this.#settings.size === 0 || seq < at.minSeq) return gone;
+      // Trimming drops the oldest entries only: with the entry at `seq` still there, so is all after it.
+      const complete = seq > 0n ? at.exists : at.added === at.length && (at.first === '' || seqOfEntryId(at.first) >= at.minSeq);
+      if (!complete) return gone;
+      const from = seq > 0n ? entryIdOfSeq(seq) : undefined;
+      const snapshot: Snapshot = { head: entryIdOfSeq(head), headUpdate: '', at: from ?? '', minSeq: at.minSeq };
+      const updates = await this.#read(snapshot, filter, from);
+      // The entry at `seq` was trimmed while we read: there may be a gap.
+      return updates === undefined ? gone : { updates, found: true, head };
+    } catch (error) {
+      throw error instanceof TransportUnavailableError ? error : this.#unavailable(error);
+    }
+  }
+
+  /** One snapshot of the stream's positions (see POSITION in positions.ts). */
+  async #position(entryId: string): Promise<{ head: bigint; added: number; length: number; exists: boolean; first: string; minSeq: bigint }> {
+    const reply = await this.#eval(POSITION, [this.#settings.stream], [entryId]);
+    if (!Array.isArray(reply) || reply.length !== 7) throw new Error('unexpected reply to the position script');
+    const [last, added, length, exists, first, seconds, micros] = reply.map(String) as [string, string, string, string, string, string, string];
+    const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    const minSeq = this.#settings.ttl > 0 ? BigInt(Math.max(now - this.#settings.ttl, 0)) << 32n : 0n;
+    return { head: last === '' ? 0n : seqOfEntryId(last), added: Number(added), length: Number(length), exists: exists === '1', first, minSeq };
   }
 
   /** The entry's update, or `undefined` (reported to the poison listeners) when it is not one. */
@@ -321,6 +400,8 @@ export class RedisTransport implements Transport {
       // EXISTS rather than PING: it has a key, so on a cluster it checks the connection to the stream's node.
       if (this.#settings.ttl > 0) await this.#eval(TRIM, [this.#settings.stream, this.#settings.ids], [this.#settings.ttl]);
       else await this.#cmd.call('EXISTS', this.#settings.stream);
+      // A Redis that lost its data has lost the epoch: offsets are made against the new one.
+      await this.#readEpoch();
     } catch {
       // A dead connection is closed by its socket timeout and reconnected; nothing to do here.
     }
