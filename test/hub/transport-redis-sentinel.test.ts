@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
 import { TransportUnavailableError } from '../../src/hub/errors.js';
 import type { HistoryLimits, Transport } from '../../src/hub/transports/index.js';
 import { RedisTransport, parseRedisUrl } from '../../src/hub/transports/redis/index.js';
@@ -27,6 +28,18 @@ async function until(check: () => boolean | Promise<boolean>, what: string, ms =
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** One command to the group's first Sentinel. */
+async function askSentinel(group: SentinelGroup, ...args: string[]): Promise<unknown> {
+  const client = new Redis({ port: (group.sentinels[0] as { port: number }).port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    return await client.call(args[0] as string, ...args.slice(1));
+  } finally {
+    client.disconnect();
   }
 }
 
@@ -136,6 +149,50 @@ describe('redis+sentinel: one primary, one replica, one Sentinel', () => {
     });
     await t.dispatch(update('alone'));
     assert.deepEqual((await t.history('earliest', () => true)).updates.map((u) => u.id), ['alone']);
+  });
+
+  // Last of this group: it swaps the primary and the replica.
+  it('goes through a planned failover (SENTINEL FAILOVER) while a node publishes with replicas= the number of replicas: nothing answered 200 is lost, and its listener gets every update once, in order', T, async (t) => {
+    const key = `test-${randomUUID()}`;
+    const [publisher, reader] = [await RedisTransport.connect(`${group.url}?key=${key}`, NO_LIMITS), await RedisTransport.connect(`${group.url}?key=${key}`, NO_LIMITS)];
+    opened.push(publisher, reader);
+    const seen: string[] = [];
+    reader.subscribe((u) => seen.push(u.id));
+    const answered: string[] = [];
+    let refused = 0;
+    let stop = false;
+    let failoverAt = 0;
+    let firstOkAfter = 0;
+    const publishing = (async () => {
+      for (let i = 0; !stop; i++) {
+        try {
+          await publisher.dispatch(update(`u${i}`));
+          answered.push(`u${i}`);
+          if (failoverAt !== 0 && firstOkAfter === 0) firstOkAfter = Date.now();
+        } catch (error) {
+          assert.ok(error instanceof TransportUnavailableError, String(error));
+          refused++;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      }
+    })();
+    await until(() => answered.length >= 20, '20 updates answered');
+    const before = await group.primaryPort();
+    // Refused (NOGOODSLAVE) until the Sentinel sees the replica, restarted by the tests above, healthy again.
+    await until(async () => (await askSentinel(group, 'SENTINEL', 'FAILOVER', group.name).catch(() => undefined)) === 'OK', 'the Sentinel to start the failover');
+    failoverAt = Date.now();
+    await group.failedOver(before, 1);
+    const switchedAt = Date.now();
+    const atSwitch = answered.length;
+    await until(() => answered.length >= atSwitch + 20, '20 updates answered on the new primary');
+    stop = true;
+    await publishing;
+    t.diagnostic(`the Sentinel named the new primary ${switchedAt - failoverAt} ms after SENTINEL FAILOVER, with its replica online; the first publish answered 200 after ${firstOkAfter - failoverAt} ms; ${answered.length} publishes answered 200, ${refused} answered 503`);
+
+    const history = (await reader.history('earliest', () => true)).updates.map((u) => u.id);
+    assert.deepEqual(answered.filter((id) => !history.includes(id)), [], 'every update answered 200 is in history');
+    await until(() => history.every((id) => seen.includes(id)), 'the listener to get all of history');
+    assert.deepEqual(seen.filter((id) => history.includes(id)), history, 'in history order, once');
   });
 });
 

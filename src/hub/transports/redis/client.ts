@@ -28,7 +28,7 @@ export function createClient(settings: RedisSettings, name: string, extra: Redis
     });
   }
   if (settings.mode === 'sentinel') {
-    return new Redis({
+    const client = new Redis({
       ...options,
       sentinelRetryStrategy: (times: number) => (started() ? backoff(times) : null),
       // A primary demoted by a failover refuses writes (READONLY) and ends blocked reads
@@ -36,8 +36,44 @@ export function createClient(settings: RedisSettings, name: string, extra: Redis
       // is not sent again (a publish answers 503).
       reconnectOnError: (error: Error) => /^(READONLY|UNBLOCKED)/.test(error.message),
     });
+    const made = sentinelClients.get(settings) ?? new Set<Redis>();
+    sentinelClients.set(settings, made);
+    made.add(client);
+    client.on('end', () => made.delete(client));
+    return client;
   }
   return new Redis(options);
+}
+
+/** The Sentinel connections made for each settings object (one transport's), for `watchFailovers`. */
+const sentinelClients = new WeakMap<RedisSettings, Set<Redis>>();
+
+/**
+ * Sentinel: reconnects every connection made for `settings` as soon as a Sentinel announces a
+ * new primary for it (`+switch-master`, subscribed on up to two of the URL's Sentinels). After a
+ * planned failover or a partition the old primary stays up, taking writes that its demotion
+ * then discards and showing readers nothing new, until the Sentinels convert it to a replica,
+ * seconds later (ioredis' own `failoverDetector` does this per connection, and can end a
+ * connection for good when the announcement comes while it reconnects). Returns what stops it.
+ */
+export function watchFailovers(settings: RedisSettings): () => void {
+  if (settings.mode !== 'sentinel') return () => {};
+  const { name } = settings.connection;
+  const watchers = (settings.connection.sentinels ?? []).slice(0, 2).map(({ host, port }) => {
+    // Queued until connected, kept across reconnects (ioredis subscribes again).
+    const watcher = new Redis({ host, port, connectionName: 'ssehub-failovers', protocol: 2, maxRetriesPerRequest: null, retryStrategy: backoff, connectTimeout: Math.max(settings.timeout, 1000), disconnectTimeout: 200 });
+    watcher.on('error', () => {});
+    watcher.on('message', (_channel: string, message: string) => {
+      if (message.split(' ')[0] !== name) return;
+      // Only a connection that is up: one reconnecting asks the Sentinels anyway.
+      for (const client of sentinelClients.get(settings) ?? []) if (client.status === 'ready') client.disconnect(true);
+    });
+    void watcher.subscribe('+switch-master').catch(() => {});
+    return watcher;
+  });
+  return () => {
+    for (const watcher of watchers) watcher.disconnect();
+  };
 }
 
 /** Calls `listener` with every error of the connection; for a cluster, of each node's connection too (the cluster itself only reports that no node answered). */

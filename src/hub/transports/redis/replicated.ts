@@ -17,8 +17,7 @@ import type { RedisSettings } from './url.js';
 
 /** Publishes per pipeline at most. */
 const MAX_BATCH = 500;
-/** Times a publish the cluster redirected (its slot moved, or is moving) is sent again, and the pause before. */
-const MAX_REDIRECTS = 10;
+/** Pause before a publish the cluster redirected because its slot is moving (ASK, TRYAGAIN) or the cluster is down is sent again. */
 const REDIRECT_PAUSE_MS = 100;
 
 interface Pending {
@@ -26,7 +25,8 @@ interface Pending {
   args: (string | number)[];
   resolve: (entryId: string) => void;
   reject: (error: unknown) => void;
-  redirects: number;
+  /** After this (2 × timeout from the publish), a redirected publish is not sent again. */
+  deadline: number;
 }
 
 /** Runs publish scripts whose success needs `replicas` replicas to acknowledge them. */
@@ -56,8 +56,28 @@ export class ReplicatedPublisher {
       void this.probe();
       return Promise.reject(this.#refusal());
     }
+    const { timeout, label } = this.#settings;
     return new Promise((resolve, reject) => {
-      this.#queue.push({ keys, args, resolve, reject, redirects: 0 });
+      // The answer comes within 2 × timeout (the script, then WAIT), whatever the cluster does meanwhile.
+      const timer = setTimeout(() => {
+        const queued = this.#queue.indexOf(pending);
+        if (queued !== -1) this.#queue.splice(queued, 1);
+        reject(new TransportUnavailableError(`${label}: no answer within ${2 * timeout} ms${queued === -1 ? ' (the update may have been stored)' : ''}`));
+      }, 2 * timeout);
+      const pending: Pending = {
+        keys,
+        args,
+        resolve: (entryId) => {
+          clearTimeout(timer);
+          resolve(entryId);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+        deadline: Date.now() + 2 * timeout,
+      };
+      this.#queue.push(pending);
       if (!this.#sending) void this.#drain();
     });
   }
@@ -122,7 +142,7 @@ export class ReplicatedPublisher {
       const [error, entryId] = replies[i] ?? [new Error('Connection is closed.'), undefined];
       wrote ||= error === null;
       if (error !== null && error.message.startsWith('NOSCRIPT')) unknownScript.push(p);
-      else if (error !== null && /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /.test(error.message) && p.redirects < MAX_REDIRECTS) {
+      else if (error !== null && /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /.test(error.message) && Date.now() < p.deadline) {
         redirected.push(p);
         wait ||= !error.message.startsWith('MOVED ');
       }
@@ -131,10 +151,13 @@ export class ReplicatedPublisher {
       else if (acked < replicas) p.reject(this.#unreplicated(acked));
       else p.resolve(String(entryId));
     }
-    if (wrote && acked !== undefined && acked < replicas) {
-      this.#lagging = `${acked} of the ${replicas} replica${replicas === 1 ? '' : 's'} required acknowledged a publish within ${timeout} ms`;
+    // WAIT answered on the stream's node (a script ran there, or was unknown there): too few replicas.
+    if ((wrote || unknownScript.length > 0) && acked !== undefined && acked < replicas) {
+      this.#lagging = `only ${acked} of the ${replicas} replica${replicas === 1 ? '' : 's'} required acknowledged a publish within ${timeout} ms`;
       // Drops what was sent behind this WAIT before Redis runs it: each would wait as long, and run late.
-      this.#client.disconnect(true);
+      if (wrote) this.#client.disconnect(true);
+      // Not run: sending them again would wait as long, for the same answer.
+      for (const p of unknownScript.splice(0)) p.reject(this.#refusal());
     }
     if (unknownScript.length > 0 && command === 'EVALSHA') await this.#send(unknownScript, 'EVAL');
     else for (const p of unknownScript) p.reject(new Error(`${label}: the publish script could not be loaded`));
@@ -142,7 +165,6 @@ export class ReplicatedPublisher {
       // A keyed command on its own: ioredis follows its MOVED and learns the slot's node.
       await this.#client.call('EXISTS', this.#settings.stream).catch(() => undefined);
       if (wait) await new Promise((resolve) => setTimeout(resolve, REDIRECT_PAUSE_MS));
-      for (const p of redirected) p.redirects++;
       this.#queue.unshift(...redirected);
     }
   }

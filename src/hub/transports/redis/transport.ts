@@ -15,10 +15,10 @@ import { RedisPresenceStore } from './presence.js';
 import { EPOCH, POSITION, entryIdOfSeq, epochStart, offsetOfSeq, seqOfOffset } from './positions.js';
 import { RedisSignals } from './signals.js';
 import { type Entry, decodeEntry, entryIdAt, fieldsOf, isEntries, isUpdate, seqOfEntryId } from './codec.js';
-import { type RedisClient, createClient, isReady, onError } from './client.js';
+import { type RedisClient, createClient, isReady, onError, watchFailovers } from './client.js';
 import { ReplicatedPublisher } from './replicated.js';
 import { DUPLICATE, LOCATE, PUBLISH, type Script, TRIM } from './scripts.js';
-import { type RedisSettings, describeConnectError, parseRedisUrl } from './url.js';
+import { type RedisSettings, backoff, describeConnectError, parseRedisUrl } from './url.js';
 
 /** Entries per XREAD and per XRANGE page. */
 const PAGE = 1000;
@@ -46,6 +46,8 @@ export class RedisTransport implements Transport {
   /** The slot of the transport's keys (Cluster), 0 otherwise. */
   #slot = 0;
   #started = false;
+  /** Stops watching the Sentinels for a new primary. */
+  #unwatch: () => void = () => {};
   #listeners = new Set<(u: Update) => void>();
   #poison = new PoisonListeners();
   /** Entry ID of the last entry given to the listeners, and its seq. */
@@ -94,6 +96,14 @@ export class RedisTransport implements Transport {
         if (error.message !== 'Connection is closed.') this.#firstError ??= error;
         this.#lastError = error.message;
       });
+      // ioredis stops reconnecting in a few races (a connection closed while it is being made);
+      // a transport that is not closed keeps trying.
+      client.on('end', () => {
+        if (!this.#started || this.#closed) return;
+        setTimeout(() => {
+          if (!this.#closed && client.status === 'end') client.connect().catch(() => {});
+        }, backoff(1)).unref();
+      });
     }
   }
 
@@ -105,6 +115,7 @@ export class RedisTransport implements Transport {
       await Promise.all([...new Set([this.#cmd, this.#reader, this.#publisher])].map((client) => client.call('EXISTS', this.#settings.stream)));
     }
     this.#started = true;
+    this.#unwatch = watchFailovers(this.#settings);
     await this.#readEpoch();
     // Listeners start after the newest entry that exists now.
     const newest = await this.#cmd.call('XREVRANGE', this.#settings.stream, '+', '-', 'COUNT', 1);
@@ -252,6 +263,7 @@ export class RedisTransport implements Transport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#unwatch();
     clearInterval(this.#timer);
     this.#wakeReader?.();
     for (const waiter of this.#waiters.splice(0)) waiter.done();
