@@ -1,9 +1,14 @@
-// `npm run bench -- replicas`: what `replicas=1` costs a publish on the Redis transport. A primary
-// with one replica, found through a Sentinel (all local processes, loopback); the transport's own
-// dispatch (store, WAIT, delivery to this process's listener), no HTTP. Rounds alternate
-// replicas=0 and replicas=1 on fresh keys so that machine noise falls on both.
-//   sequential: one publish after the other (latency of each);
-//   concurrent: 50 publishers at once (throughput; group commit puts many scripts behind one WAIT).
+// `npm run bench -- replicas`: what `replicas=N` costs a publish on the Redis transport, and what
+// it saves in a planned failover. All local processes, loopback; the transport's own dispatch
+// (store, WAIT, delivery to this process's listener), no HTTP.
+// 1. Cost: a primary with one replica, found through a Sentinel. Rounds alternate replicas=0 and
+//    replicas=1 on fresh keys so that machine noise falls on both.
+//      sequential: one publish after the other (latency of each);
+//      concurrent: 50 publishers at once (throughput; group commit puts many scripts behind one WAIT).
+// 2. A planned failover (SENTINEL FAILOVER) of a primary with two replicas while one publisher
+//    publishes as fast as it can, for replicas=0, 1 and 2: how many updates answered 200 the new
+//    primary does not have, and how long publishes were refused.
+import { Redis } from 'ioredis';
 import { RedisTransport } from '../src/hub/transports/redis/index.js';
 import { startSentinelGroup } from '../test/helpers/redis-sentinel.js';
 
@@ -57,3 +62,49 @@ for (const replicas of ['0', '1']) {
   console.log(`| ${replicas} | ${median(r.p50).toFixed(2)} | ${median(r.p99).toFixed(2)} | ${median(r.rate).toFixed(0)} |`);
 }
 console.log(`(medians of ${ROUNDS} rounds; ${SEQUENTIAL} sequential publishes and ${WORKERS} × ${PER_WORKER} concurrent ones per round, 64-byte data)`);
+
+console.log('\nplanned failover (SENTINEL FAILOVER) of a primary with two replicas, one publisher publishing as fast as it can:');
+console.log('| replicas | answered 200 | of them lost | answered 503 | publishes refused from – to (ms after the failover began) |');
+console.log('| --- | --- | --- | --- | --- |');
+for (const replicas of [0, 1, 2]) {
+  const group = await startSentinelGroup({ replicas: 2, sentinels: 1 });
+  try {
+    const t = await RedisTransport.connect(`${group.url}?key=failover&replicas=${replicas}`, { size: 1_000_000, ttl: 0 });
+    const answered: string[] = [];
+    let refused = 0;
+    let firstRefused = 0;
+    let lastRefused = 0;
+    let began = 0;
+    let stop = false;
+    const publishing = (async () => {
+      for (let i = 0; !stop; i++) {
+        try {
+          await t.dispatch({ id: `u${i}`, topics: ['https://example.com/bench'], data: 'x'.repeat(64), private: false, publishedAt: Date.now() });
+          answered.push(`u${i}`);
+        } catch {
+          refused++;
+          lastRefused = Date.now() - began;
+          if (firstRefused === 0) firstRefused = lastRefused;
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      }
+    })();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const sentinel = new Redis({ port: (group.sentinels[0] as { port: number }).port, host: '127.0.0.1' });
+    const before = await group.primaryPort();
+    began = Date.now();
+    while ((await sentinel.call('SENTINEL', 'FAILOVER', group.name).catch(() => '')) !== 'OK') await new Promise((resolve) => setTimeout(resolve, 100));
+    sentinel.disconnect();
+    const now = await group.failedOver(before, 2);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    stop = true;
+    await publishing;
+    const kept = new Set((await t.history('earliest', () => true)).updates.map((u) => u.id));
+    await t.close();
+    const lost = answered.filter((id) => !kept.has(id)).length;
+    console.log(`| ${replicas} | ${answered.length} | ${lost} | ${refused} | ${refused === 0 ? '—' : `${firstRefused} – ${lastRefused}`} |`);
+    void now;
+  } finally {
+    await group.stop();
+  }
+}
