@@ -91,7 +91,8 @@ export class Stream extends EventEmitter<StreamEvents> {
   #state: 'open' | 'closing' | 'closed' = 'open';
   #reason: CloseReason | undefined;
   #blocked = false;
-  #queue: Uint8Array[] = [];
+  /** Bytes waiting while the client is behind (made on first use: most streams never need one). */
+  #queue: Uint8Array[] | undefined;
   #queuedBytes = 0;
   #queuedEvents = 0;
   #maxQueueBytes: number;
@@ -105,7 +106,7 @@ export class Stream extends EventEmitter<StreamEvents> {
   #activeTick = 0;
   #lifetimeTimer: NodeJS.Timeout | undefined;
   #closeTimer: NodeJS.Timeout | undefined;
-  #drainWaiters: (() => void)[] = [];
+  #drainWaiters: (() => void)[] | undefined;
 
   /** Wraps a sink whose headers were already sent; adapters call this. */
   constructor(sink: Sink, options: StreamOptions = {}) {
@@ -164,7 +165,7 @@ export class Stream extends EventEmitter<StreamEvents> {
    */
   drained(): Promise<void> {
     if (!this.#blocked || this.#state !== 'open') return Promise.resolve();
-    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+    return new Promise((resolve) => (this.#drainWaiters ??= []).push(resolve));
   }
 
   /** Bytes waiting for the client to catch up. */
@@ -200,7 +201,7 @@ export class Stream extends EventEmitter<StreamEvents> {
       this.destroy('slow-consumer');
       return false;
     }
-    this.#queue.push(chunk);
+    (this.#queue ??= []).push(chunk);
     this.#queuedBytes += chunk.byteLength;
     this.#queuedEvents += events;
     return true;
@@ -233,7 +234,7 @@ export class Stream extends EventEmitter<StreamEvents> {
     this.#stopTimers();
     const retry = options.retry ?? (this.#retry === false ? false : jitter(this.#retry));
     const hint = retry === false ? [] : [Buffer.from(encodeRetry(retry))];
-    const tail = [...this.#queue, ...hint];
+    const tail = [...(this.#queue ?? []), ...hint];
     this.#clearQueue();
     // Past the queue bound is fine here: this is the last write, and the close timer bounds its life.
     if (tail.length > 0) this.#sink.write(tail.length === 1 ? (tail[0] as Uint8Array) : Buffer.concat(tail));
@@ -262,12 +263,13 @@ export class Stream extends EventEmitter<StreamEvents> {
   #drained(): void {
     if (!this.#blocked || this.#state !== 'open') return;
     this.#blocked = false;
-    if (this.#queue.length === 0) {
+    const queue = this.#queue;
+    if (queue === undefined || queue.length === 0) {
       this.#wakeDrainWaiters();
       return;
     }
     // Everything that piled up goes out in one write: fewer, larger writes are what a socket likes.
-    const chunk = this.#queue.length === 1 ? (this.#queue[0] as Uint8Array) : Buffer.concat(this.#queue, this.#queuedBytes);
+    const chunk = queue.length === 1 ? (queue[0] as Uint8Array) : Buffer.concat(queue, this.#queuedBytes);
     const events = this.#queuedEvents;
     this.#clearQueue();
     this.#writeOut(chunk, events);
@@ -276,7 +278,8 @@ export class Stream extends EventEmitter<StreamEvents> {
 
   #wakeDrainWaiters(): void {
     const waiters = this.#drainWaiters;
-    this.#drainWaiters = [];
+    if (waiters === undefined) return;
+    this.#drainWaiters = undefined;
     for (const wake of waiters) wake();
   }
 
@@ -308,7 +311,7 @@ export class Stream extends EventEmitter<StreamEvents> {
   }
 
   #clearQueue(): void {
-    this.#queue = [];
+    this.#queue = undefined;
     this.#queuedBytes = 0;
     this.#queuedEvents = 0;
   }
