@@ -5,10 +5,12 @@
  */
 import type { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { type Server, createServer } from 'node:http';
+import { type IncomingMessage, type Server, createServer } from 'node:http';
 import { type Http2SecureServer, createSecureServer } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { type Logger, pino } from 'pino';
+import { type Gateway, startGateway } from './centrifugo/gateway.js';
 import type { HubConfig } from './config.js';
 import { Hub } from './core/hub.js';
 import { LocalPresenceStore, Presence } from './core/presence.js';
@@ -68,7 +70,11 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
     publishV1SubscriptionEventsOf(hub);
   }
   const ctx: HubContext = { hub, publisherVerifier, subscriberVerifier, rateLimiter: config.publishRate > 0 ? new RateLimiter(config.publishRate) : undefined, answered: new WeakSet() };
-  const server = createHttpServer(config, ctx);
+  // The Centrifugo front-end beside Mercure's, over the same core (its own paths: /connection/…, /emulation, /api).
+  const gateway = startGateway(ctx);
+  hub.afterDrain(async () => gateway.close());
+  await gateway.ready();
+  const server = createHttpServer(config, ctx, gateway);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     // A deep accept queue: after a restart or a proxy's reload every client reconnects in the same
@@ -84,9 +90,13 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
   const url = `${config.tlsCert !== undefined ? 'https' : 'http'}://${host}:${address.port}`;
   // Every connection, so that after the drain none is left open (node:http2 has no closeAllConnections).
   const sockets = new Set<Socket>();
+  // One listener for all sockets (a closure per connection costs memory at 100,000 connections).
+  function forget(this: Socket): void {
+    sockets.delete(this);
+  }
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+    socket.on('close', forget);
   });
   log.info({ url, transport: config.transport }, 'hub listening');
 
@@ -140,8 +150,13 @@ const MAX_HEADER_BYTES = 96 * 1024;
  * HTTP/1.1 to clients without it. HTTP/2 matters for browsers: over HTTP/1.1 they open at most six
  * connections per origin, so a seventh EventSource (a seventh tab) stalls; over HTTP/2 all share one.
  */
-function createHttpServer(config: HubConfig, ctx: HubContext): Server | Http2SecureServer {
+function createHttpServer(config: HubConfig, ctx: HubContext, gateway: Gateway): Server | Http2SecureServer {
   const { hub } = ctx;
+  const handle = (req: Parameters<typeof handleRequest>[1], res: Parameters<typeof handleRequest>[2]): void => {
+    if (!gateway.handle(req, res)) handleRequest(ctx, req, res);
+  };
+  // WebSocket (HTTP/1.1 upgrades, on the TLS server too): the Centrifugo front-end's; any other upgrade is refused.
+  const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => gateway.upgrade(req, socket, head);
   if (config.tlsCert !== undefined && config.tlsKey !== undefined) {
     const server = createSecureServer(
       {
@@ -151,12 +166,13 @@ function createHttpServer(config: HubConfig, ctx: HubContext): Server | Http2Sec
         settings: { maxHeaderListSize: MAX_HEADER_BYTES, maxConcurrentStreams: 1000 },
         maxSessionMemory: 64,
       },
-      (req, res) => handleRequest(ctx, req, res),
+      handle,
     );
     // Read by node:http's parser for HTTP/1.1 connections on this server.
     Object.assign(server, { maxHeaderSize: MAX_HEADER_BYTES, keepAliveTimeout: 65_000 });
     // `Expect: 100-continue`: answered by readBody once the head passed its checks (see there).
-    server.on('checkContinue', (req, res) => handleRequest(ctx, req, res));
+    server.on('checkContinue', handle);
+    server.on('upgrade', upgrade);
     // HTTP/1.1 requests on this server go through node:http's parser, which reports malformed ones here.
     (server as EventEmitter).on('clientError', (_error: Error, socket: Socket) => {
       hub.metrics.rejected.inc({ status: '400', reason: 'bad-request' });
@@ -176,12 +192,13 @@ function createHttpServer(config: HubConfig, ctx: HubContext): Server | Http2Sec
       requestTimeout: config.requestTimeout,
       connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.round(config.requestTimeout / 4))),
     },
-    (req, res) => handleRequest(ctx, req, res),
+    handle,
   );
   // `Expect: 100-continue`: Node would answer 100 before any handler runs, so a publish refused by
   // its head alone (no token, a Content-Length over --max-body) would have its body uploaded in
   // vain. The handler decides: readBody sends 100 once everything before the body passed.
-  server.on('checkContinue', (req, res) => handleRequest(ctx, req, res));
+  server.on('checkContinue', handle);
+  server.on('upgrade', upgrade);
   // Node may report more than one error for a connection it already gave up on (a timed-out head
   // is followed by a parse error as the socket closes): one answer, one count per connection.
   const { answered } = ctx;

@@ -30,13 +30,11 @@ export interface ConnectionInit {
   transport: ClientTransport;
 }
 
-/** What the hub does when a connection opens and ends (see Hub.connect). */
+/** What the hub does when a connection opens and ends (see Hub.connect); one object for all its connections. */
 export interface ConnectionHooks {
   opened(connection: Connection): void;
   ended(connection: Connection, reason: EndReason, topics: number): void;
   leave(subscriber: Subscriber, reason: EndReason): void;
-  /** Frees its place against the per-address limit. */
-  release(): void;
 }
 
 /** One admitted client connection. */
@@ -52,14 +50,16 @@ export class Connection {
   /** Why it ended, once it has. */
   endReason: EndReason | undefined;
   readonly #hooks: ConnectionHooks;
-  #released = false;
+  /** Frees its place against the per-address limit; `undefined` once called. */
+  #release: (() => void) | undefined;
 
-  constructor(init: ConnectionInit, hooks: ConnectionHooks) {
+  constructor(init: ConnectionInit, hooks: ConnectionHooks, release: () => void) {
     this.id = init.id;
     this.address = init.address;
     this.protocol = init.protocol;
     this.transport = init.transport;
     this.#hooks = hooks;
+    this.#release = release;
   }
 
   /** `true` from `attach` until its outlet begins to close. */
@@ -77,13 +77,14 @@ export class Connection {
     if (this.outlet !== undefined) throw new Error(`connection ${this.id} already has an outlet`);
     this.outlet = outlet;
     this.#hooks.opened(this);
-    outlet.once('close', (reason) => this.#end(reason));
+    // `on`, not `once`: an outlet closes once, and a once-wrapper per connection costs memory.
+    outlet.on('close', (reason) => this.#end(reason));
   }
 
   /** Gives up a connection that never got an outlet (its join failed): frees its place. Safe to call twice. */
   abandon(): void {
     if (this.outlet !== undefined) return;
-    this.#release();
+    this.#free();
   }
 
   #end(reason: EndReason): void {
@@ -93,13 +94,13 @@ export class Connection {
     for (const subscriber of this.subscribers) topics += subscriber.selectors.length;
     for (const subscriber of [...this.subscribers]) this.#hooks.leave(subscriber, reason);
     this.subscribers.clear();
-    this.#release();
+    this.#free();
     this.#hooks.ended(this, reason, topics);
   }
 
-  #release(): void {
-    if (this.#released) return;
-    this.#released = true;
-    this.#hooks.release();
+  #free(): void {
+    const release = this.#release;
+    this.#release = undefined;
+    release?.();
   }
 }

@@ -13,7 +13,7 @@ import type { HubConfig } from '../config.js';
 import { HubMetrics } from '../ops/metrics.js';
 import type { Tracing } from '../ops/tracing.js';
 import { type BasicTransport, type HistoryResult, isReady } from '../transports/transport.js';
-import { Connection, type ConnectionInit } from './connection.js';
+import { Connection, type ConnectionHooks, type ConnectionInit } from './connection.js';
 import { DrainingError, OverCapacityError } from './errors.js';
 import { type JoinRequest, type Subscription, join } from './join.js';
 import type { EndReason, Outlet } from './outlet.js';
@@ -24,6 +24,9 @@ import { Batch, type Subscriber } from './subscriber.js';
 import { type Update, type UpdateInput, toUpdate, updateProblem } from './update.js';
 
 export { Connection };
+
+/** The release of a connection that counts against no address. */
+const NOTHING_TO_RELEASE = (): void => {};
 
 /** Connection ends remembered for the dashboard. */
 const RECENT_ENDS = 50;
@@ -68,11 +71,14 @@ export class Connections implements Iterable<Outlet> {
     return this.#open.size;
   }
 
-  /** Registers an open outlet; it leaves by itself when it ends. */
+  /** Registers an open outlet; the hub removes it when its connection ends. */
   add(outlet: Outlet): void {
-    if (!outlet.open || this.#open.has(outlet)) return;
-    this.#open.add(outlet);
-    outlet.once('close', () => this.#open.delete(outlet));
+    if (outlet.open) this.#open.add(outlet);
+  }
+
+  /** Forgets an outlet that ended. */
+  delete(outlet: Outlet): void {
+    this.#open.delete(outlet);
   }
 
   [Symbol.iterator](): Iterator<Outlet> {
@@ -118,6 +124,12 @@ export class Hub extends EventEmitter<HubEvents> {
   /** Subscribers counted in the metrics (joined, not yet left). */
   readonly #counted = new WeakSet<Subscriber>();
   #signals: NodeSignals | undefined;
+  /** What a connection calls when it opens and ends: one object for all of them (closures per connection add up). */
+  readonly #connectionHooks: ConnectionHooks = {
+    opened: (connection) => this.#opened(connection),
+    ended: (connection, reason, topics) => this.#ended(connection, reason, topics),
+    leave: (subscriber, reason) => this.leave(subscriber, reason),
+  };
 
   constructor(config: HubConfig, transport: BasicTransport, log: Logger) {
     super();
@@ -184,7 +196,7 @@ export class Hub extends EventEmitter<HubEvents> {
     if (maxConnections > 0 && this.connections.size >= maxConnections) {
       throw new OverCapacityError('node', `this hub process serves at most ${maxConnections} streams (--max-connections)`, 5 + Math.floor(Math.random() * 10));
     }
-    if (maxConnectionsPerIp === 0) return () => {};
+    if (maxConnectionsPerIp === 0) return NOTHING_TO_RELEASE;
     const n = this.perAddress.get(address) ?? 0;
     if (n >= maxConnectionsPerIp) throw new OverCapacityError('address', `address ${address} already has ${n} streams open (--max-connections-per-ip)`, 10);
     this.perAddress.set(address, n + 1);
@@ -213,13 +225,7 @@ export class Hub extends EventEmitter<HubEvents> {
    * process once its outlet is attached (`Connection.attach`); it ends when that outlet closes.
    */
   connect(init: ConnectionInit): Connection {
-    const release = this.admitConnection(init.address);
-    return new Connection(init, {
-      opened: (connection) => this.#opened(connection),
-      ended: (connection, reason, topics) => this.#ended(connection, reason, topics),
-      leave: (subscriber, reason) => this.leave(subscriber, reason),
-      release,
-    });
+    return new Connection(init, this.#connectionHooks, this.admitConnection(init.address));
   }
 
   /** Messages to and from the other nodes (the transport's, or this process's alone); opened on first use. */
@@ -272,6 +278,7 @@ export class Hub extends EventEmitter<HubEvents> {
   /** Records a connection that ended: counts it, logs one line, and tells the listeners. */
   #ended(connection: Connection, reason: EndReason, topics: number): void {
     const outlet = connection.outlet as Outlet;
+    this.connections.delete(outlet);
     const durationMs = Date.now() - outlet.openedAt;
     this.recentEnds.push({ id: connection.id, address: connection.address, topics, reason, durationMs, events: outlet.eventsWritten, bytes: outlet.bytesWritten, endedAt: Date.now() });
     if (this.recentEnds.length > RECENT_ENDS) this.recentEnds.shift();
