@@ -22,6 +22,9 @@ export class HubMetrics {
   readonly webhooks = new Counter({ name: 'ssehub_webhooks_total', help: 'Webhook events by type and result: sent (2xx), failed (given up after retries), dropped (queue full)', labelNames: ['event', 'result'] as const, registers: [this.registry] });
   readonly webhookRetries = new Counter({ name: 'ssehub_webhook_retries_total', help: 'Webhook attempts that failed and were retried', registers: [this.registry] });
   readonly presenceLost = new Counter({ name: 'ssehub_presence_lost_nodes_total', help: 'Nodes whose presence lease ran out, claimed by this node (their subscribers removed)', registers: [this.registry] });
+  readonly centrifugoCommands = new Counter({ name: 'ssehub_centrifugo_commands_total', help: 'Commands of Centrifugo clients by method (unknown: one this protocol does not have)', labelNames: ['method'] as const, registers: [this.registry] });
+  readonly centrifugoErrors = new Counter({ name: 'ssehub_centrifugo_errors_total', help: 'Error replies to Centrifugo clients by code (100 internal … 112 unrecoverable position)', labelNames: ['code'] as const, registers: [this.registry] });
+  readonly centrifugoApi = new Counter({ name: 'ssehub_centrifugo_api_requests_total', help: 'Requests to the Centrifugo server API by method and result (ok, error: answered with an error code, refused: not authorised or not JSON)', labelNames: ['method', 'result'] as const, registers: [this.registry] });
   readonly rejected = new Counter({ name: 'ssehub_requests_rejected_total', help: 'Requests answered with an error, by status and reason', labelNames: ['status', 'reason'] as const, registers: [this.registry] });
   readonly deliveryLatency = new Histogram({
     name: 'ssehub_delivery_latency_seconds',
@@ -42,6 +45,11 @@ export class HubMetrics {
     // Every protocol and client transport from the start, so a dashboard has series (at 0) before the first connection.
     for (const [protocol, transport] of [['mercure', 'sse'], ['centrifugo', 'websocket'], ['centrifugo', 'sse'], ['centrifugo', 'http_stream']] as const) this.clientConnections.set({ protocol, transport }, 0);
     for (const transport of ['sse', 'websocket', 'http_stream']) this.clientSubscriptions.set({ transport }, 0);
+    for (const method of ['connect', 'subscribe', 'unsubscribe', 'publish', 'presence', 'presence_stats', 'history', 'ping', 'send', 'rpc', 'refresh', 'sub_refresh', 'unknown']) this.centrifugoCommands.inc({ method }, 0);
+    for (let code = 100; code <= 112; code++) this.centrifugoErrors.inc({ code: String(code) }, 0);
+    for (const method of ['publish', 'broadcast', 'history', 'presence', 'presence_stats', 'unsubscribe', 'disconnect', 'info', 'channels', 'batch']) {
+      for (const result of ['ok', 'error']) this.centrifugoApi.inc({ method, result }, 0);
+    }
     // Every event and result from the start, so a dashboard has series (at 0) before the first webhook.
     for (const event of ['subscriber.connected', 'subscriber.disconnected', 'topic.occupied', 'topic.vacated']) {
       for (const result of ['sent', 'failed', 'dropped']) this.webhooks.inc({ event, result }, 0);
