@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import { onProcessExit } from './helpers/exit-hook.js';
 import { makeCertificate } from './helpers/tls.js';
 import { freePort } from './helpers/ports.js';
 import { tempDb } from './helpers/hub.js';
@@ -42,6 +43,8 @@ class Shell {
     this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (this.out += chunk));
     this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (this.err += chunk));
     this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
+    // However this test process ends (a timeout, Ctrl-C), no hub or curl is left behind.
+    onProcessExit(() => this.stop());
   }
 
   /** Waits until `check` holds for stdout (or, with `stream` 'err', stderr). */
