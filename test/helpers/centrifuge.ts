@@ -70,7 +70,11 @@ export function states(client: Centrifuge): { events: { type: string; code: numb
   const waiters: { check: () => boolean; resolve: () => void }[] = [];
   const push = (type: string) => (ctx: { code: number; reason: string }) => {
     events.push({ type, code: ctx.code, reason: ctx.reason });
-    for (const w of [...waiters]) if (w.check()) (waiters.splice(waiters.indexOf(w), 1), w.resolve());
+    for (const w of [...waiters]) {
+      if (!w.check()) continue;
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve();
+    }
   };
   client.on('disconnected', push('disconnected'));
   client.on('connecting', push('connecting'));
@@ -103,7 +107,11 @@ export async function rawClient(base: string, path = '/connection/websocket', he
       if (line === '') continue;
       const reply = JSON.parse(line) as Record<string, unknown>;
       replies.push(reply);
-      for (const w of [...waiters]) if (w.check(reply)) (waiters.splice(waiters.indexOf(w), 1), w.resolve(reply));
+      for (const w of [...waiters]) {
+        if (!w.check(reply)) continue;
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(reply);
+      }
     }
   });
   const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
