@@ -71,7 +71,8 @@ export class Cluster {
       hub.on('unsubscribed', left);
       this.#stop.push(() => hub.off('subscribed', joined), () => hub.off('unsubscribed', left));
     }
-    this.#timer = setInterval(() => void this.#send(ALL_NODES, { t: 'info', node: this.nodeInfo() }), INFO_INTERVAL_MS);
+    // A transport that is down rejects; the next interval sends again (an unhandled rejection would end the process).
+    this.#timer = setInterval(() => void this.#send(ALL_NODES, { t: 'info', node: this.nodeInfo() }).catch(() => {}), INFO_INTERVAL_MS);
     this.#timer.unref();
   }
 
