@@ -1,6 +1,6 @@
 /** `ssehub doctor URL`: diagnose an SSE endpoint through the proxies in front of it. */
 import { readFileSync } from 'node:fs';
-import { formatReport, runDoctor } from '../doctor/index.js';
+import { formatReport, formatWebSocketReport, runDoctor, runWebSocketDoctor } from '../doctor/index.js';
 import { parseDuration } from '../hub/index.js';
 
 export const DOCTOR_HELP = `Usage: ssehub doctor URL [options]
@@ -9,6 +9,9 @@ Connects to the SSE endpoint URL like a browser, watches the stream, and reports
 it: status and headers, compression, caching, X-Accel-Buffering, HTTP version, time to headers /
 first byte / first event, heartbeats against common proxy timeouts, buffering, a cut stream,
 retry, and (with --publish) publish-to-receive latency and Last-Event-ID resume.
+With a ws:// or wss:// URL (the Centrifugo protocol's /connection/websocket) it upgrades like the
+Centrifugo SDK, connects, measures a ping round trip, then stays idle for --duration answering the
+hub's pings, and tells a proxy that does not pass Upgrade, or cuts idle connections, and the fix.
 Exit code: 0 when nothing is wrong, 1 when a problem or warning was found, 2 on a usage error.
 
   --json                  print the report as JSON
@@ -17,7 +20,7 @@ Exit code: 0 when nothing is wrong, 1 when a problem or warning was found, 2 on 
   --token JWT             publisher token for --publish (e.g. from "ssehub token --publish '*'", or a
                           Mercure 1.0 access token from "ssehub token --access-token --publish '*'");
                           on a URL with match= parameters (Mercure 1.0) the probes are subscribed with match
-  --subscriber-token JWT  sent as "Authorization: Bearer" on the stream
+  --subscriber-token JWT  sent as "Authorization: Bearer" on the stream (ws://: the connect command's token)
   --topic TOPIC           topic of the probe updates (default: a fresh urn:ssehub:doctor:UUID)
   --header "NAME: VALUE"  an extra request header on the stream (repeatable)
   --insecure              accept any TLS certificate
@@ -84,7 +87,9 @@ export async function doctor(argv: string[]): Promise<number> {
     } catch {
       throw new UsageError(`"${url}" is not a URL`);
     }
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new UsageError(`expected an http:// or https:// URL, got "${url}"`);
+    if (parsed.protocol === 'ws:' || parsed.protocol === 'wss:') {
+      if (options.publish === true) throw new UsageError('--publish is for SSE endpoints; a ws:// URL is diagnosed without publishing');
+    } else if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new UsageError(`expected an http://, https://, ws:// or wss:// URL, got "${url}"`);
     if (options.publish === true && options.token === undefined) throw new UsageError('--publish needs --token (a publisher JWT; "ssehub token --publish \'*\'" makes one)');
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
@@ -92,6 +97,11 @@ export async function doctor(argv: string[]): Promise<number> {
     return 2;
   }
   options.url = url;
+  if (/^wss?:/i.test(url)) {
+    const wsReport = await runWebSocketDoctor({ url, duration: options.duration, token: options.subscriberToken ?? options.token, headers: options.headers, insecure: options.insecure, ca: options.ca });
+    process.stdout.write(json ? `${JSON.stringify(wsReport, null, 2)}\n` : formatWebSocketReport(wsReport));
+    return wsReport.ok ? 0 : 1;
+  }
   const report = await runDoctor(options);
   process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
   return report.ok ? 0 : 1;

@@ -3,3 +3,4 @@ export { COMMON_TIMEOUTS, type Finding, LATE_MS, type Probe, type ResumeResult, 
 export { type ConnectOptions, type Observation, ObservedStream, type SeenEvent } from './connection.js';
 export { type DoctorOptions, type DoctorReport, runDoctor } from './doctor.js';
 export { formatReport } from './report.js';
+export { UPGRADE_FIX, type WebSocketDoctorOptions, type WebSocketDoctorReport, type WebSocketObservation, checkWebSocket, formatWebSocketReport, runWebSocketDoctor } from './websocket.js';
