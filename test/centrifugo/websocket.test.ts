@@ -270,6 +270,66 @@ describe('Centrifugo over WebSocket, with the real SDK', () => {
   });
 });
 
+describe('Centrifugo over WebSocket: switching protocols', () => {
+  it('resumes an SSE client on the SDK from its last event ID (subscribe data lastEventId), and an SDK client on SSE from the last tags.id', T, async () => {
+    const hub = await startTestHub(['--anonymous']);
+    const c = sdkClient(hub.url, 'websocket');
+    const name = topic('switch');
+    try {
+      const ids: string[] = [];
+      for (const n of [1, 2, 3]) ids.push((await hub.publish({ topic: name, data: JSON.stringify({ n }) })).body);
+      // SSE → SDK: the client saw the first update over SSE.
+      const sub = c.newSubscription(name, { data: { lastEventId: ids[0] } });
+      const seen = record(sub);
+      sub.subscribe();
+      c.connect();
+      await seen.until(() => seen.publications.length === 2, 'the two it had not seen');
+      assert.deepEqual(seen.publications.map((p) => p.data), [{ n: 2 }, { n: 3 }]);
+      assert.equal(seen.subscribed[0]?.recovered, true);
+      // SDK → SSE: the client's last publication had tags.id; Last-Event-ID resumes after it.
+      const sse = await openSse(`${hub.hubUrl}?topic=${encodeURIComponent(name)}`, { 'last-event-id': seen.publications[0]?.tags?.id as string });
+      await sse.events_(1);
+      assert.deepEqual(sse.events.map((e) => JSON.parse(e.data) as unknown), [{ n: 3 }]);
+      sse.close();
+    } finally {
+      c.disconnect();
+      await hub.close();
+    }
+  });
+});
+
+describe('Centrifugo over WebSocket: a slow client', () => {
+  it('is disconnected as a slow consumer once its queue is past the bound, and nothing else is held up', T, async () => {
+    const hub = await startTestHub(['--anonymous']);
+    try {
+      const name = topic('slow');
+      const slow = await rawClient(hub.url);
+      slow.send(`{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":${JSON.stringify(name)}}}`);
+      await slow.reply((r) => r.id === 2, 'subscribed');
+      const fast = sdkClient(hub.url, 'websocket');
+      const sub = fast.newSubscription(name);
+      const seen = record(sub);
+      sub.subscribe();
+      fast.connect();
+      await sub.ready(10_000);
+      // The slow client stops reading: what the hub sends piles up in its queue.
+      (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+      const big = JSON.stringify('x'.repeat(60_000));
+      let published = 0;
+      while ((await closedCount(hub.url, 'slow-consumer')) === 0) {
+        assert.equal((await hub.publish({ topic: name, data: big })).status, 200);
+        published++;
+      }
+      await seen.until(() => seen.publications.length === published, 'every publication, for the fast client');
+      (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+      await slow.closed;
+      fast.disconnect();
+    } finally {
+      await hub.close();
+    }
+  });
+});
+
 describe('Centrifugo over WebSocket: resuming', () => {
   it('recovers after a dropped connection: exactly the publications missed, in order, with recovered true', T, async () => {
     const hub = await startTestHub(['--anonymous']);

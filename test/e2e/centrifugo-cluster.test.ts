@@ -183,6 +183,38 @@ describe('the Centrifugo front-end across two hub processes on Redis', T, () => 
   });
 });
 
+describe('the Centrifugo front-end on a Redis that loses its data', T, () => {
+  it('starts another epoch, so a client resubscribing is told it did not recover', T, async () => {
+    const redis = await startRedisServer();
+    const hub = await startHubProcess(['--transport', redis.url, '--anonymous', '--api-key', KEY, '--drain-timeout', '0']);
+    const c = sdkClient(hub.url, 'websocket');
+    try {
+      const channel = 'https://example.com/cluster/flushed';
+      const sub = c.newSubscription(channel);
+      const seen = record(sub);
+      sub.subscribe();
+      c.connect();
+      await sub.ready(10_000);
+      await fetch(`${hub.url}/api/publish`, { method: 'POST', headers: { 'x-api-key': KEY }, body: JSON.stringify({ channel, data: 1 }) });
+      await seen.until(() => seen.publications.length === 1, 'a publication');
+      const { Redis } = await import('ioredis');
+      const admin = new Redis(redis.url);
+      await admin.flushall();
+      admin.disconnect();
+      // The client comes back (a reconnect code), and asks to recover from where it was.
+      await fetch(`${hub.url}/api/disconnect`, { method: 'POST', headers: { 'x-api-key': KEY }, body: JSON.stringify({ user: '', disconnect: { code: 3011, reason: 'come back' } }) });
+      await seen.until(() => seen.subscribed.length === 2, 'subscribed again');
+      assert.equal(seen.subscribed[1]?.wasRecovering, true);
+      assert.equal(seen.subscribed[1]?.recovered, false);
+      assert.notEqual(seen.subscribed[1]?.streamPosition?.epoch, seen.subscribed[0]?.streamPosition?.epoch);
+    } finally {
+      c.disconnect();
+      await hub.kill('SIGKILL');
+      await redis.stop();
+    }
+  });
+});
+
 describe('the Centrifugo front-end across two hub processes on NATS', T, () => {
   let nats: NatsServer;
   let a: HubProcess;
