@@ -197,7 +197,7 @@ function parseValue(setting: Setting, raw: string): unknown {
       throw new Error(`expected fatal, error, warn, info, debug, trace or silent, got "${raw}"`);
     case 'rate': {
       const m = /^(\d+(?:\.\d+)?)(?:\/(s|m|h))?$/.exec(value);
-      if (m === null) throw new Error(`expected publishes per second such as 100, 100/s or 6000/m, got "${raw}"`);
+      if (m === null) throw new Error(`expected ${setting.name === 'publish-rate' ? 'publishes' : 'commands'} per second such as 100, 100/s or 6000/m, got "${raw}"`);
       return Number(m[1]) / ({ s: 1, m: 60, h: 3600 }[m[2] ?? 's'] as number);
     }
     case 'urls':

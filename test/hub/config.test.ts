@@ -246,7 +246,7 @@ describe('config: bad values name the setting where it was given', () => {
     ['presence-ttl', '500ms', /must be at least 1s/],
     ['centrifugo-ping', '100ms', /must be 0 \(no pings\) or at least 500ms/],
     ['centrifugo-max-message', '512', /must be from 1kb/],
-    ['centrifugo-command-rate', 'many', /expected publishes per second|expected/],
+    ['centrifugo-command-rate', 'many', /expected commands per second such as 100, 100\/s or 6000\/m/],
     ['api-key', 'short', /must be at least 16 characters/],
   ];
 
