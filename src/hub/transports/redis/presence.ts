@@ -11,6 +11,9 @@ import { type Script, script } from './scripts.js';
 /** Lost nodes claimed per heartbeat at most (the next heartbeat takes the rest). */
 const CLAIM_PER_BEAT = 16;
 
+/** Entries removed by one script call at most (a call holds Redis up for as long as it runs). */
+const REMOVE_PER_CALL = 2000;
+
 const COMMON = `
 local function now_ms()
   local t = redis.call('TIME')
@@ -141,6 +144,9 @@ export class RedisPresenceStore implements PresenceStore {
   readonly #prefix: string;
   readonly #node: string;
   readonly #ttl: number;
+  /** (field, topic) pairs of the removes asked for during this turn of the event loop, and the promise of their script call. */
+  #removing: string[] = [];
+  #removed: Promise<void> | undefined;
 
   /** `prefix` is the hash-tagged key prefix (`{ssehub}`), shared with the transport's keys. */
   constructor(options: { eval: Eval; cmd: Redis | Cluster; prefix: string; node: string; ttl: number }) {
@@ -166,11 +172,19 @@ export class RedisPresenceStore implements PresenceStore {
     await this.#eval(ADD, [this.#nodes, ...this.#nodeKeys(this.#node)], [this.#prefix, this.#node, this.#ttl, ...args]);
   }
 
-  async remove(subscriber: string, topics: readonly string[]): Promise<void> {
-    if (topics.length === 0) return;
-    const args: string[] = [];
-    for (const topic of new Set(topics)) args.push(field(subscriber, topic), topic);
-    await this.#eval(REMOVE, this.#nodeKeys(this.#node), [this.#prefix, this.#node, ...args]);
+  /** Removes asked for in the same turn of the event loop (a batch of leaves) go in one script call. */
+  remove(subscriber: string, topics: readonly string[]): Promise<void> {
+    if (topics.length === 0) return Promise.resolve();
+    for (const topic of new Set(topics)) this.#removing.push(field(subscriber, topic), topic);
+    this.#removed ??= Promise.resolve().then(() => {
+      const args = this.#removing;
+      this.#removing = [];
+      this.#removed = undefined;
+      const calls: Promise<unknown>[] = [];
+      for (let i = 0; i < args.length; i += 2 * REMOVE_PER_CALL) calls.push(this.#eval(REMOVE, this.#nodeKeys(this.#node), [this.#prefix, this.#node, ...args.slice(i, i + 2 * REMOVE_PER_CALL)]));
+      return Promise.all(calls).then(() => undefined);
+    });
+    return this.#removed;
   }
 
   async list(filter: { topic?: string; subscriber?: string } = {}): Promise<PresenceEntry[]> {
