@@ -257,7 +257,7 @@ describe('doctor: command line', () => {
     for (const [args, message] of [
       [[], /give the URL/],
       [['not a url'], /is not a URL/],
-      [['ftp://example.com/x'], /expected an http:\/\/ or https:\/\/ URL/],
+      [['ftp://example.com/x'], /expected an http:\/\/, https:\/\/, ws:\/\/ or wss:\/\/ URL/],
       [['http://127.0.0.1:1/x', '--publish'], /--publish needs --token/],
       [['http://127.0.0.1:1/x', '--duration', 'soon'], /--duration: expected a duration/],
       [['http://127.0.0.1:1/x', '--header', 'no colon'], /--header expects "NAME: VALUE"/],

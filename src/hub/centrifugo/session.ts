@@ -32,6 +32,18 @@ import { type Framing, dataOfPublication, framed, publicationJson } from './publ
 /** The longest channel name taken (a topic IRI can be long; a URL is at most 64 KiB anyway). */
 const MAX_CHANNEL = 4096;
 
+/**
+ * How long past its token's `exp` a connection (or subscription) that was not refreshed stays: the
+ * SDK refreshes when the `ttl` it was told has passed, and its getToken may call a backend.
+ * (Centrifugo waits 25 s, `client_expired_close_delay`.)
+ */
+const EXPIRED_CLOSE_DELAY_MS = 5000;
+
+/** A timer's delay until `expiresAt` plus the grace above (capped: a far-future exp must not overflow the timer, which would fire at once). */
+function untilExpired(expiresAt: number): number {
+  return Math.min(Math.max(expiresAt - Date.now(), 0) + EXPIRED_CLOSE_DELAY_MS, 2 ** 31 - 1);
+}
+
 /** The flag of a subscribe asking for an error rather than `recovered: false` (the SDK's getState). */
 const REJECT_UNRECOVERED = 2;
 
@@ -353,8 +365,7 @@ export class Session implements HeartbeatTarget {
     clearTimeout(this.#expiry);
     const expiresAt = this.grant?.expiresAt;
     if (expiresAt === undefined) return;
-    // Capped so that a far-future exp does not overflow the timer (which would fire at once).
-    this.#expiry = setTimeout(() => this.disconnect('token-expired'), Math.min(Math.max(expiresAt - Date.now(), 0), 2 ** 31 - 1));
+    this.#expiry = setTimeout(() => this.disconnect('token-expired'), untilExpired(expiresAt));
   }
 
   async #refresh(params: Record<string, unknown>): Promise<unknown> {
@@ -449,7 +460,7 @@ export class Session implements HeartbeatTarget {
     entry.subscription = subscription;
     entry.state = 'subscribed';
     if (subscriptionExpiry !== undefined) {
-      entry.expiry = setTimeout(() => this.disconnect('token-expired', DISCONNECTS.subscriptionExpired), Math.min(Math.max(subscriptionExpiry - Date.now(), 0), 2 ** 31 - 1));
+      entry.expiry = setTimeout(() => this.disconnect('token-expired', DISCONNECTS.subscriptionExpired), untilExpired(subscriptionExpiry));
     }
     return undefined;
   }
@@ -465,7 +476,7 @@ export class Session implements HeartbeatTarget {
     entry.expiry = undefined;
     if (grant.expiresAt === undefined) return {};
     const expiresAt = grant.expiresAt;
-    entry.expiry = setTimeout(() => this.disconnect('token-expired', DISCONNECTS.subscriptionExpired), Math.min(Math.max(expiresAt - Date.now(), 0), 2 ** 31 - 1));
+    entry.expiry = setTimeout(() => this.disconnect('token-expired', DISCONNECTS.subscriptionExpired), untilExpired(expiresAt));
     return { expires: true, ttl: Math.max(1, Math.floor((expiresAt - Date.now()) / 1000)) };
   }
 
