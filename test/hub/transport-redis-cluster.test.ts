@@ -160,6 +160,10 @@ describe('redis+cluster: three masters, one replica each', () => {
     const answered: string[] = [];
     let refused = 0;
     let stop = false;
+    // However the test ends, its publishers stop (a loop left running would keep this process alive).
+    t.after(() => {
+      stop = true;
+    });
     const publishers = [a, b].map(async (node, n) => {
       for (let i = 0; !stop; i++) {
         const id = `n${n}-${i}`;
@@ -197,6 +201,10 @@ describe('redis+cluster: three masters, one replica each', () => {
     const answered: string[] = [];
     let refused = 0;
     let stop = false;
+    // However the test ends, its publishers stop (a loop left running would keep this process alive).
+    t.after(() => {
+      stop = true;
+    });
     let slowest = 0;
     const publisher = (async () => {
       for (let i = 0; !stop; i++) {

@@ -161,6 +161,10 @@ describe('redis+sentinel: one primary, one replica, one Sentinel', () => {
     const answered: string[] = [];
     let refused = 0;
     let stop = false;
+    // However the test ends, its publishers stop (a loop left running would keep this process alive).
+    t.after(() => {
+      stop = true;
+    });
     let failoverAt = 0;
     let firstOkAfter = 0;
     const publishing = (async () => {
@@ -227,6 +231,10 @@ describe('redis+sentinel: a failover of the primary while two hubs publish', () 
     const outcomes = new Map<string, number>();
     const ok = (prefix: string) => [...outcomes].filter(([id, status]) => id.startsWith(prefix) && status === 200).length;
     let stop = false;
+    // However the test ends, its publishers stop (a loop left running would keep this process alive).
+    t.after(() => {
+      stop = true;
+    });
     let killedAt = 0;
     let firstOkAfterKill = 0;
     const publishers = hubs.map(async (hub, n) => {
