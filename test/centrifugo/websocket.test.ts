@@ -12,6 +12,8 @@ import { closedCount, eventually } from '../helpers/hub-streams.js';
 import { freePort } from '../helpers/ports.js';
 import { type SseRecorder, openSse } from '../helpers/sse-client.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
+import { makeCertificate } from '../helpers/tls.js';
+import WebSocket from 'ws';
 
 const T = { timeout: 30_000 };
 const topic = (name: string) => `https://example.com/ws/${name}`;
@@ -267,6 +269,33 @@ describe('Centrifugo over WebSocket, with the real SDK', () => {
     raws.push(raw);
     raw.send(`{"id":1,"connect":{"token":"${await token({ subscribe: ['*'], expiresIn: 1500 })}"}}`);
     assert.equal((await raw.closed).code, 3005);
+  });
+});
+
+describe('Centrifugo over WebSocket on the TLS server', () => {
+  it('upgrades an HTTP/1.1 connection to wss:// on the hub that serves HTTP/2 to browsers', T, async () => {
+    const certificate = makeCertificate();
+    const hub = await startTestHub(['--anonymous', '--tls-cert', certificate.certPath, '--tls-key', certificate.keyPath, '--drain-timeout', '0']);
+    // The SDK takes a WebSocket constructor: this one trusts the test certificate.
+    class TrustingWebSocket extends WebSocket {
+      constructor(url: string, protocols?: string | string[]) {
+        super(url, protocols, { ca: certificate.cert });
+      }
+    }
+    const c = sdkClient(hub.url, 'websocket', { websocket: TrustingWebSocket });
+    try {
+      const sub = c.newSubscription(topic('tls'));
+      const seen = record(sub);
+      sub.subscribe();
+      c.connect();
+      await sub.ready(10_000);
+      await hub.hub.publish({ topics: [topic('tls')], data: '"over wss"' });
+      await seen.until(() => seen.publications.length === 1, 'the publication');
+    } finally {
+      c.disconnect();
+      await hub.close();
+      rmSync(certificate.dir, { recursive: true, force: true });
+    }
   });
 });
 
