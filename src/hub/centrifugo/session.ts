@@ -150,6 +150,14 @@ export class Session implements HeartbeatTarget {
 
   /** Handles a frame of commands (one WebSocket message, the data of an emulation request). */
   receive(frame: string): void {
+    try {
+      this.#receive(frame);
+    } catch (error) {
+      this.#failed(error);
+    }
+  }
+
+  #receive(frame: string): void {
     if (this.#over()) return;
     let commands: Command[];
     try {
@@ -171,8 +179,14 @@ export class Session implements HeartbeatTarget {
         if (command.id > 0) this.#reply(errorJson(command.id, this.#counted(protocolError('tooManyRequests', `more than ${this.#ctx.hub.config.centrifugoCommandRate} commands per second (--centrifugo-command-rate)`))));
         continue;
       }
-      this.#queue = this.#queue.then(() => this.#handle(command));
+      this.#queue = this.#queue.then(() => this.#handle(command)).catch((error: unknown) => this.#failed(error));
     }
+  }
+
+  /** A bug while handling a command: logged, and this connection alone is ended (3004), never the process. */
+  #failed(error: unknown): void {
+    this.#ctx.hub.log.error({ conn: this.id, err: error instanceof Error ? { message: error.message, stack: error.stack } : String(error) }, 'centrifugo: handling a command failed; disconnected');
+    this.disconnect('error');
   }
 
   /** Ends the connection gracefully, with `advice` (default: the one `reason` calls for). */
