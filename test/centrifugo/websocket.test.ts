@@ -272,6 +272,37 @@ describe('Centrifugo over WebSocket, with the real SDK', () => {
   });
 });
 
+describe('Centrifugo over WebSocket with Mercure 1.0 access tokens', () => {
+  it('connects with an access token (typ at+jwt, a trusted iss, the hub as aud): its authorization_details decide what it receives and where it publishes', T, async () => {
+    const hub = await startTestHub(['--token-issuers', 'https://issuer.example']);
+    const channel = topic('access-token');
+    const { signAccessToken } = await import('../../src/hub/mercure/token.js');
+    const { TEST_KEY } = await import('../helpers/hub.js');
+    const accessToken = await signAccessToken(TEST_KEY, { issuer: 'https://issuer.example', audience: `${hub.url}/.well-known/mercure`, subscribe: [{ match: channel }], publish: [{ match: channel }] });
+    const c = sdkClient(hub.url, 'websocket', { token: accessToken });
+    try {
+      const sub = c.newSubscription(channel);
+      const seen = record(sub);
+      sub.subscribe();
+      c.connect();
+      await sub.ready(10_000);
+      assert.equal((await hub.publish({ topic: channel, data: '"private"', private: 'on' })).status, 200);
+      await sub.publish('"from the access token"');
+      await seen.until(() => seen.publications.length === 2, 'both');
+      assert.deepEqual(seen.publications.map((p) => p.data), ['private', '"from the access token"']);
+      await assert.rejects(c.publish(topic('elsewhere'), 1), (error: { code: number }) => error.code === 103);
+      // Another hub as aud: refused like any token that does not verify.
+      const wrong = await signAccessToken(TEST_KEY, { issuer: 'https://issuer.example', audience: 'https://other.example/.well-known/mercure', subscribe: [{ match: channel }] });
+      const raw = await rawClient(hub.url);
+      raw.send(JSON.stringify({ id: 1, connect: { token: wrong } }));
+      assert.equal((await raw.closed).code, 3500);
+    } finally {
+      c.disconnect();
+      await hub.close();
+    }
+  });
+});
+
 describe('Centrifugo over WebSocket on the TLS server', () => {
   it('upgrades an HTTP/1.1 connection to wss:// on the hub that serves HTTP/2 to browsers', T, async () => {
     const certificate = makeCertificate();
