@@ -8,6 +8,9 @@ export { ConfigError, type HubConfig, SETTINGS, type Setting, envName, loadConfi
 export * from './errors.js';
 export { Connections, type ConnectionEnd, Hub, type HubEvents, type NotReady } from './core/hub.js';
 export { type JoinRequest, type Resume, type Subscription, newSubscriberId } from './core/join.js';
+export { type ClientTransport, Connection, type ConnectionInit } from './core/connection.js';
+export { type Encoder, SSE_ENCODER } from './core/encoder.js';
+export { type NodeSignals, LocalSignals } from './core/signals.js';
 export type { EndReason, Outlet } from './core/outlet.js';
 export { Subscriber } from './core/subscriber.js';
 export type { Grant } from './core/grant.js';
