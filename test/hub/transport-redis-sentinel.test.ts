@@ -229,6 +229,7 @@ describe('redis+sentinel: a failover of the primary while two hubs publish', () 
 
     // One publisher per hub, each publishing its updates one after the other.
     const outcomes = new Map<string, number>();
+    const reasons = new Map<string, number>();
     const ok = (prefix: string) => [...outcomes].filter(([id, status]) => id.startsWith(prefix) && status === 200).length;
     let stop = false;
     // However the test ends, its publishers stop (a loop left running would keep this process alive).
@@ -240,8 +241,13 @@ describe('redis+sentinel: a failover of the primary while two hubs publish', () 
     const publishers = hubs.map(async (hub, n) => {
       for (let i = 0; !stop; i++) {
         const id = `${n === 0 ? 'a' : 'b'}-${i}`;
-        const { status } = await hub.publish({ topic, id, data: `data ${id}` });
+        const { status, body } = await hub.publish({ topic, id, data: `data ${id}` });
         outcomes.set(id, status);
+        if (status !== 200) {
+          // Why, without the changing parts (addresses, numbers), for the diagnostic.
+          const why = body.replace(/redis\+sentinel:\/\/\S+/g, 'URL').replace(/\d+/g, 'N');
+          reasons.set(why, (reasons.get(why) ?? 0) + 1);
+        }
         if (status === 200 && killedAt !== 0 && firstOkAfterKill === 0) firstOkAfterKill = Date.now();
         if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 20));
       }
@@ -266,7 +272,7 @@ describe('redis+sentinel: a failover of the primary while two hubs publish', () 
     assert.deepEqual([...statuses].filter((s) => s !== 200 && s !== 503), [], 'every publish is answered 200 or 503');
     const answered200 = [...outcomes].filter(([, status]) => status === 200).map(([id]) => id);
     const refused = outcomes.size - answered200.length;
-    t.diagnostic(`primary ${old.port} killed; Sentinels named ${newPort} after ${switchedAt - killedAt} ms; first 200 after the kill ${firstOkAfterKill - killedAt} ms after it; ${answered200.length} publishes answered 200, ${refused} answered 503`);
+    t.diagnostic(`primary ${old.port} killed; Sentinels named ${newPort} after ${switchedAt - killedAt} ms; first 200 after the kill ${firstOkAfterKill - killedAt} ms after it; ${answered200.length} publishes answered 200, ${refused} answered 503: ${[...reasons].map(([why, n]) => `${n} × ${why}`).join('; ')}`);
 
     // History on the new primary: every update answered 200, once.
     const all = await subscribe(hubB, { 'last-event-id': 'earliest' });
