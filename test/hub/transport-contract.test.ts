@@ -430,6 +430,12 @@ describe('the Transport contract', { concurrency: true }, () => {
           assert.deepEqual(ids(kept.updates), ['d']);
         });
 
+        it('does not resume from a position past the head (one of another history that started over)', T, async () => {
+          const t = await open();
+          const [a] = await dispatchAll(t, ['a']);
+          assert.deepEqual(await positions(t).after((a?.seq as bigint) + 1000n), { updates: [], found: false, head: a?.seq });
+        });
+
         it('does not resume when history keeps nothing (size 0), except at the head', T, async () => {
           const t = await open({ size: 0, ttl: 0 });
           const [a, b] = await dispatchAll(t, ['a', 'b']);

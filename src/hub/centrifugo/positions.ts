@@ -15,6 +15,7 @@ export class Positions {
   /** For a transport that names no epoch: this process's. */
   readonly #fallbackEpoch = randomBytes(6).toString('base64url');
   readonly #historySize: number;
+  #reading: Promise<string> | undefined;
 
   constructor(transport: BasicTransport, historySize: number) {
     this.#transport = transport;
@@ -26,9 +27,21 @@ export class Positions {
     return this.#historySize > 0 && this.#transport.historyAfter !== undefined;
   }
 
-  /** The current epoch (read from the transport: a Redis may have lost its data since the last time). */
-  async epoch(): Promise<string> {
-    return (await this.#transport.epoch?.()) ?? this.#fallbackEpoch;
+  /**
+   * The current epoch, read from the transport (a Redis may have lost its data since the last
+   * time). Calls made while a read is under way share it: a reconnect storm subscribes thousands
+   * of channels at once, and each read is a round trip.
+   */
+  epoch(): Promise<string> {
+    if (this.#reading === undefined) {
+      const read = Promise.resolve(this.#transport.epoch?.() ?? this.#fallbackEpoch);
+      this.#reading = read;
+      const done = () => {
+        if (this.#reading === read) this.#reading = undefined;
+      };
+      read.then(done, done);
+    }
+    return this.#reading;
   }
 
   /** The offset of `seq` (0 for none). */

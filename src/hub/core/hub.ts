@@ -313,7 +313,7 @@ export class Hub extends EventEmitter<HubEvents> {
     };
     if (this.transport.historyAfter !== undefined) return this.transport.historyAfter(seq, wrapped);
     const head = await this.head();
-    return { updates: [], found: head >= 0n && seq >= head, head };
+    return { updates: [], found: head >= 0n && seq === head, head };
   }
 
   /**

@@ -80,7 +80,9 @@ export class MemoryTransport implements Transport {
   async historyAfter(seq: bigint, filter: (u: Update) => boolean): Promise<HistoryResult> {
     this.#trim(Date.now());
     const head = this.#seq;
-    if (seq >= head) return { updates: [], found: true, head };
+    // Past the head: a position of another history (this one started over), not one to resume from.
+    if (seq > head) return { updates: [], found: false, head };
+    if (seq === head) return { updates: [], found: true, head };
     // Positions are consecutive: nothing after `seq` is gone while the oldest kept is at most the next one.
     const oldest = this.#ring.length > this.#start ? ((this.#ring[this.#start] as Update).seq as bigint) : head + 1n;
     if (oldest > seq + 1n) return { updates: [], found: false, head };

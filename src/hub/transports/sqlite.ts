@@ -310,7 +310,9 @@ export class SqliteTransport implements Transport {
   async historyAfter(seq: bigint, filter: (u: Update) => boolean): Promise<HistoryResult> {
     // Synchronous reads (better-sqlite3): no dispatch interleaves, as in history().
     const head = this.#lastSeq.get() as bigint;
-    if (seq >= head) return { updates: [], found: true, head };
+    // Past the head: a position of another history (this one started over), not one to resume from.
+    if (seq > head) return { updates: [], found: false, head };
+    if (seq === head) return { updates: [], found: true, head };
     const floor = head - BigInt(this.#limits.size);
     const since = this.#since();
     // Positions are consecutive (a failed insert gives none up): nothing after `seq` is gone while the oldest kept is at most the next one.

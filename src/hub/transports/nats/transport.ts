@@ -182,7 +182,9 @@ export class NatsTransport implements Transport {
     try {
       const { first_seq: first, last_seq: last } = (await this.#guard(this.#jsm.streams.info(this.#options.stream))).state;
       const head = BigInt(last);
-      if (seq >= head) return { updates: [], found: true, head };
+      // Past the head: a position of another history (this one started over), not one to resume from.
+      if (seq > head) return { updates: [], found: false, head };
+      if (seq === head) return { updates: [], found: true, head };
       // Sequences are consecutive: nothing after `seq` is gone while the first kept is at most the next one.
       if (this.#limits.size === 0 || BigInt(first) > seq + 1n) return { updates: [], found: false, head };
       const updates: Update[] = [];

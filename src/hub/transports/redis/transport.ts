@@ -201,7 +201,9 @@ export class RedisTransport implements Transport {
     try {
       const at = await this.#position(seq > 0n ? entryIdOfSeq(seq) : '');
       const { head } = at;
-      if (seq >= head) return { updates: [], found: true, head };
+      // Past the head: a position of another history (this one started over), not one to resume from.
+      if (seq > head) return { updates: [], found: false, head };
+      if (seq === head) return { updates: [], found: true, head };
       const gone = { updates: [], found: false, head };
       if (this.#settings.size === 0 || seq < at.minSeq) return gone;
       // Trimming drops the oldest entries only: with the entry at `seq` still there, so is all after it.
