@@ -327,7 +327,7 @@ export class LocalPresenceStore implements PresenceStore {
     for (const entry of entries) this.#entries.set(entry.subscriber, [...(this.#entries.get(entry.subscriber) ?? []).filter((e) => e.topic !== entry.topic), entry]);
   }
 
-  async remove(subscriber: string): Promise<void> {
+  async remove(subscriber: string, _topics?: readonly string[]): Promise<void> {
     this.#entries.delete(subscriber);
   }
 
