@@ -15,10 +15,20 @@ import { fileURLToPath } from 'node:url';
 /** Connections one child may hold: 20,000 open files per process, less some for the runtime. */
 export const MAX_PER_CHILD = 9_900;
 
-/** The 64-byte data of update `seq`: `s=SSSSSS t=TTTTTTTTTTTTTTTT ` (t = publish time in µs of CLOCK_MONOTONIC), padded with 'x'. */
-export function payload(seq: number): string {
-  const t = process.hrtime.bigint() / 1000n;
+/**
+ * The 64-byte data of update `seq`: `s=SSSSSS t=TTTTTTTTTTTTTTTT ` padded with 'x', where t is the
+ * time latency is counted from, in µs of CLOCK_MONOTONIC: now (the publish), or `at` — when the
+ * update was due (its slot in a schedule, or the start of a burst), so that a server that holds its
+ * publisher back cannot hide the wait.
+ */
+export function payload(seq: number, at?: number): string {
+  const t = at === undefined ? process.hrtime.bigint() / 1000n : Math.round(at);
   return `s=${String(seq).padStart(6, '0')} t=${String(t).padStart(16, '0')} `.padEnd(64, 'x');
+}
+
+/** Now, in µs of CLOCK_MONOTONIC (the clock of payload()'s t=). */
+export function monotonicMicros(): number {
+  return Number(process.hrtime.bigint() / 1000n);
 }
 
 export interface ClientStats {
@@ -36,11 +46,13 @@ export interface ClientStats {
 export interface Clients {
   /**
    * Opens `count` SSE connections to host:port path (spread over the children and source addresses); resolves when all got their response headers (or failed). Throws if more than 1% failed.
+   * With `target.paths`, connection i (counted over this call, across the children) asks for paths[i % paths.length] instead.
+   * slow: the connections read at most `readSize` bytes at a time and `bytesPerSecond` on average (needs children started with `preconnected`, whose sockets they use).
    * concurrency: connections being opened at once, over all children (default 500: Node's and nginx's listen backlog is 511,
    * and 500 per child overran it, costing 1 s SYN retransmits).
    * lastSeq: the seq of the last update published before these connections open (default 0); the first event expected is lastSeq + 1.
    */
-  connect(target: { host: string; port: number; path: string }, count: number, options?: { concurrency?: number; lastSeq?: number }): Promise<void>;
+  connect(target: { host: string; port: number; path: string; paths?: string[] }, count: number, options?: { concurrency?: number; lastSeq?: number; slow?: SlowReading }): Promise<void>;
   /** Resolves when every open connection has seen seq >= `seq` (or after timeoutMs: then rejects with how many are behind). Returns the ms it took. */
   waitFor(seq: number, timeoutMs: number): Promise<number>;
   /** How many connections, open or being resumed (churn, resume mode), have not seen seq >= `seq`. */
@@ -94,11 +106,18 @@ export function histogramCountAbove(histogram: ArrayLike<number>, us: number): n
 
 // --- IPC messages between clients.ts and loadgen.ts.
 
-/** Where connections go. */
-export interface Target { host: string; port: number; path: string }
+/**
+ * Where connections go. `wire` is how subscribers speak to the server: SSE over HTTP/1.1 (the
+ * default, and all loadgen.ts speaks today); 'websocket' is the hook for the WebSocket comparison.
+ */
+export interface Target { host: string; port: number; path: string; wire?: Wire }
+/** How a subscriber speaks to the server. */
+export type Wire = 'sse' | 'websocket';
+/** How a slow reader reads: at most `readSize` bytes per read, `bytesPerSecond` on average. */
+export interface SlowReading { readSize: number; bytesPerSecond: number }
 /** Parent → child. */
 export type ChildRequest =
-  | ({ op: 'connect'; req: number; count: number; concurrency: number; lastSeq: number; sources: number; sourceOffset: number } & Target)
+  | ({ op: 'connect'; req: number; count: number; concurrency: number; lastSeq: number; sources: number; sourceOffset: number; paths?: string[]; pathOffset?: number; slow?: SlowReading } & Target)
   | { op: 'reconnect'; req: number; concurrency: number }
   | { op: 'disconnect' | 'resetLatency' | 'stats' | 'close'; req: number }
   | { op: 'waitFor'; req: number; seq: number }
@@ -161,12 +180,39 @@ class Child {
   }
 }
 
-function spawnChild(core: number, batchMs: number, resume: boolean): Promise<Child> {
+/**
+ * Connects `count` sockets to host:port with a receive buffer of `receiveBuffer` bytes (SO_RCVBUF,
+ * which Node cannot set), then runs the command given after it with them open, their descriptors
+ * in SSEHUB_LOADGEN_FDS. Perl, because Debian always has it (perl-base is essential).
+ */
+const PRECONNECT = `
+use strict; use Socket;
+$^F = 1 << 20; # the sockets stay open across exec
+my ($host, $port, $count, $rcvbuf, $sources, @command) = @ARGV;
+my (@keep, @fds);
+for my $i (0 .. $count - 1) {
+  socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+  setsockopt($s, SOL_SOCKET, SO_RCVBUF, pack('i', $rcvbuf)) or die "SO_RCVBUF: $!";
+  bind($s, pack_sockaddr_in(0, inet_aton('127.0.0.' . (2 + $i % $sources)))) or die "bind: $!";
+  connect($s, pack_sockaddr_in($port, inet_aton($host))) or die "connect: $!";
+  push @keep, $s;
+  push @fds, fileno($s);
+}
+$ENV{SSEHUB_LOADGEN_FDS} = join(',', @fds);
+exec { $command[0] } @command or die "exec: $!";
+`;
+
+/** Sockets a child connects before it starts (see PRECONNECT): how many, where, and their receive buffer. */
+export interface Preconnected { host: string; port: number; count: number; receiveBuffer: number }
+
+function spawnChild(core: number, batchMs: number, resume: boolean, preconnected?: Preconnected): Promise<Child> {
   const file = fileURLToPath(new URL('./loadgen.ts', import.meta.url));
   const root = fileURLToPath(new URL('../../', import.meta.url));
   // LOADGEN_NODE_ARGS adds node flags to the children (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
   const extra = (process.env.LOADGEN_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
-  const proc = spawn('taskset', ['-c', String(core), process.execPath, ...extra, '--import', 'tsx', file], {
+  const node = [process.execPath, ...extra, '--import', 'tsx', file];
+  const command = preconnected === undefined ? node : ['perl', '-e', PRECONNECT, preconnected.host, String(preconnected.port), String(preconnected.count), String(preconnected.receiveBuffer), '16', ...node];
+  const proc = spawn('taskset', ['-c', String(core), ...command], {
     cwd: root,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, SSEHUB_LOADGEN: '1', SSEHUB_LOADGEN_BATCH_MS: String(batchMs), SSEHUB_LOADGEN_RESUME: resume ? '1' : '0' },
@@ -212,9 +258,11 @@ function checkFailures(what: string, count: number, replies: ChildReply[]): void
  * batchMs (default 1): after a turn of its event loop that found fewer than 200 sockets readable, a child blocks this long before
  * polling again, so reads come in batches: that costs about a third less CPU per event, and adds up to batchMs to some latencies (0: off).
  * resume (default false): a stream the server ends is reopened with Last-Event-ID after 0–1 s, as an EventSource does, instead of counting as failed.
+ * preconnected: each child starts with its share of `count` sockets already connected to host:port with a small receive buffer
+ * (SO_RCVBUF `receiveBuffer`, which Node cannot set): the slow readers' (connect with `slow`). Connect them soon after, before the server's request timeout.
  */
-export async function startClients(options: { processes: number; core?: number; sources?: number; batchMs?: number; resume?: boolean }): Promise<Clients> {
-  const { processes, core = 0, sources = 64, batchMs = 1, resume = false } = options;
+export async function startClients(options: { processes: number; core?: number; sources?: number; batchMs?: number; resume?: boolean; preconnected?: Preconnected }): Promise<Clients> {
+  const { processes, core = 0, sources = 64, batchMs = 1, resume = false, preconnected } = options;
   if (!(processes >= 1) || !(sources >= 1 && sources <= 250)) throw new Error('startClients: processes >= 1 and 1 <= sources <= 250');
   if (!exitHook) {
     exitHook = true;
@@ -222,7 +270,9 @@ export async function startClients(options: { processes: number; core?: number; 
       for (const proc of live) proc.kill('SIGKILL');
     });
   }
-  const started = await Promise.allSettled(Array.from({ length: processes }, () => spawnChild(core, batchMs, resume)));
+  const perProcess = (k: number): Preconnected | undefined =>
+    preconnected === undefined ? undefined : { ...preconnected, count: Math.floor(preconnected.count / processes) + (k < preconnected.count % processes ? 1 : 0) };
+  const started = await Promise.allSettled(Array.from({ length: processes }, (_, k) => spawnChild(core, batchMs, resume, perProcess(k))));
   const children = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   const failure = started.find((s) => s.status === 'rejected');
   if (failure !== undefined) {
@@ -236,6 +286,7 @@ export async function startClients(options: { processes: number; core?: number; 
   return {
     async connect(target, count, options = {}) {
       const { concurrency = 500, lastSeq = 0 } = options;
+      if (options.slow !== undefined && preconnected === undefined) throw new Error('connect: slow readers need children started with `preconnected`');
       // Fill the children evenly, never beyond MAX_PER_CHILD each.
       const order = [...children].sort((a, b) => b.assigned - a.assigned);
       const shares = new Map<Child, number>();
@@ -246,10 +297,13 @@ export async function startClients(options: { processes: number; core?: number; 
         left -= share;
       });
       if (left > 0) throw new Error(`connect: ${count} connections need more than ${processes} load generator processes (${MAX_PER_CHILD} each)`);
+      let pathOffset = 0;
       const replies = await Promise.all(children.map((c, k) => {
         const n = shares.get(c) ?? 0;
         c.assigned += n;
-        return c.request({ op: 'connect', ...target, count: n, concurrency: perChild(concurrency), lastSeq, sources, sourceOffset: k });
+        const request = c.request({ op: 'connect', ...target, count: n, concurrency: perChild(concurrency), lastSeq, sources, sourceOffset: k, pathOffset, slow: options.slow });
+        pathOffset += n;
+        return request;
       }));
       remembered += count;
       checkFailures('connect', count, replies);

@@ -9,10 +9,29 @@ export interface Figures {
   fanoutDuplicated?: number;
   fanoutReordered?: number;
   loadgenPerEvent?: number; // µs of load-generator CPU per received event (fan-out)
+  burstP50?: number; // ms from the start of the fan-out burst to each delivery
+  burstP99?: number;
+  burstMax?: number;
   p50?: number; // ms
   p99?: number;
   max?: number;
   latencyLost?: number;
+  overloadRate?: number; // updates published per second
+  overloadDeliveriesPerSecond?: number; // delivered / (last delivery − start)
+  overloadP50?: number; // ms from each update's slot in the schedule
+  overloadP99?: number;
+  overloadMax?: number;
+  overloadLost?: number;
+  overloadDuplicated?: number;
+  overloadReordered?: number;
+  slowCpuPerEvent?: number; // µs of server CPU per delivered event, fan-out with slow readers among the subscribers
+  slowDeliveriesPerSecond?: number; // to the others (not the slow readers)
+  slowP50?: number; // ms from the burst's start, the others only
+  slowP99?: number;
+  slowAllMs?: number; // until the slow readers had everything too
+  slowLost?: number;
+  slowDuplicated?: number;
+  slowReordered?: number;
   rssPerConnection?: number; // bytes
   idleConnections?: number;
   stormMs?: number;

@@ -6,8 +6,8 @@
 // read), and a byte-level state machine per connection that only picks out the `id:` value and
 // the `s=SSSSSS t=TTTT` fields of a `data:` line. Chunked framing is stripped by a second small
 // state machine. Both keep their state between reads, so an event may be split at any byte.
-import { connect as netConnect, type Socket } from 'node:net';
-import { HISTOGRAM_BUCKETS, histogramBucket, type ChildReply, type ChildRequest, type ChildStats, type Target } from './clients.js';
+import { Socket, connect as netConnect } from 'node:net';
+import { HISTOGRAM_BUCKETS, histogramBucket, type ChildReply, type ChildRequest, type ChildStats, type SlowReading, type Target } from './clients.js';
 
 const LF = 10;
 const CR = 13;
@@ -104,6 +104,10 @@ export class Connection {
   state = IDLE;
   /** Where it connects to (kept for reconnects). */
   target: Target | null = null;
+  /** A slow reader: how it reads, the descriptor of its pre-connected socket (-1 once used), and the bytes it may read now. */
+  slow: SlowReading | null = null;
+  fd = -1;
+  budget = 0;
   /** Highest seq seen (or the baseline given at connect time). */
   lastSeq: number;
   /** Seqs skipped over and not (yet) received, as [from, to] pairs; null when none. */
@@ -447,6 +451,24 @@ function main(): void {
   const counters = new Counters();
   const connections: Connection[] = [];
   const readBuffer = Buffer.allocUnsafe(64 * 1024);
+  // Slow readers (connect with `slow`): sockets the parent connected with a small receive buffer
+  // before this process started (SSEHUB_LOADGEN_FDS), read a few bytes at a time, at a bounded
+  // rate: every 100 ms each gets a tenth of its rate to read, and is paused once it has read it.
+  const preconnected = (process.env.SSEHUB_LOADGEN_FDS ?? '').split(',').filter((f) => f !== '').map(Number);
+  let nextPreconnected = 0;
+  const slowReaders: Connection[] = [];
+  let slowBuffer: Buffer | null = null;
+  let refill: NodeJS.Timeout | null = null;
+  const startRefill = (): void => {
+    refill ??= setInterval(() => {
+      for (const c of slowReaders) {
+        const slow = c.slow as SlowReading;
+        const share = slow.bytesPerSecond / 10;
+        c.budget = Math.min(c.budget + share, Math.max(share, slow.readSize));
+        if (c.budget > 0 && c.socket !== null && c.socket.isPaused()) c.socket.resume();
+      }
+    }, 100);
+  };
   const offset = monotonicOffset();
   const addresses: string[] = [];
   let nextAddress = 0;
@@ -557,37 +579,53 @@ function main(): void {
     const { host, port, path } = c.target;
     c.resetStream();
     c.state = CONNECTING;
+    if (c.target.wire === 'websocket') {
+      // The hook for the WebSocket comparison: an RFC 6455 handshake and frames instead of an SSE response.
+      fail(c, 'WebSocket subscribers are not implemented in the load generator yet');
+      return;
+    }
+    if (c.slow !== null && c.fd < 0) {
+      fail(c, 'a slow reader is not reconnected (its socket was made before the load generator started)');
+      return;
+    }
     const localAddress = addresses[nextAddress++ % addresses.length]!;
     let request = `GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n`;
     if (c.idLength > 0) request += `Last-Event-ID: ${c.lastId()}\r\n`;
     request += '\r\n';
-    const socket = netConnect({
-      host,
-      port,
-      localAddress,
-      onread: {
-        buffer: readBuffer,
-        callback: (n: number, buf: Uint8Array): boolean => {
-          if (c.socket !== socket) return false;
-          if (readsThisTurn++ === 0) setImmediate(napIfQuiet);
-          const r = c.feed(buf as Buffer, 0, n, performance.now() * 1000 + offset);
-          if (r !== null) {
-            if (r === 'open') {
-              socket.setTimeout(0);
-              settled(c);
-            } else fail(c, r.slice(5));
-          }
-          if (c.state === OPEN && c.bodyEnded) fail(c, SERVER_CLOSED);
-          return true;
-        },
+    const slow = c.slow;
+    const onread = {
+      buffer: slow === null ? readBuffer : (slowBuffer as Buffer),
+      callback: (n: number, buf: Uint8Array): boolean => {
+        if (c.socket !== socket) return false;
+        if (readsThisTurn++ === 0) setImmediate(napIfQuiet);
+        const r = c.feed(buf as Buffer, 0, n, performance.now() * 1000 + offset);
+        if (r !== null) {
+          if (r === 'open') {
+            socket.setTimeout(0);
+            settled(c);
+          } else fail(c, r.slice(5));
+        }
+        if (c.state === OPEN && c.bodyEnded) fail(c, SERVER_CLOSED);
+        if (slow !== null && (c.budget -= n) <= 0 && c.socket === socket) socket.pause();
+        return true;
       },
-    });
-    c.socket = socket;
-    socket.setTimeout(HEADER_TIMEOUT_MS);
-    socket.on('connect', () => {
+    };
+    let socket: Socket;
+    if (slow === null) {
+      socket = netConnect({ host, port, localAddress, onread });
+      socket.on('connect', () => {
+        socket.setNoDelay(true);
+        socket.write(request);
+      });
+    } else {
+      // `onread` works here as for connect(); Node's types only list it for connect().
+      socket = new Socket({ fd: c.fd, readable: true, writable: true, onread } as ConstructorParameters<typeof Socket>[0]);
+      c.fd = -1;
       socket.setNoDelay(true);
       socket.write(request);
-    });
+    }
+    c.socket = socket;
+    socket.setTimeout(HEADER_TIMEOUT_MS);
     socket.on('timeout', () => {
       if (c.socket === socket) fail(c, `no response head within ${HEADER_TIMEOUT_MS} ms`);
     });
@@ -690,13 +728,25 @@ function main(): void {
     try {
       switch (message.op) {
         case 'connect': {
-          const target: Target = { host: message.host, port: message.port, path: message.path };
+          const target: Target = { host: message.host, port: message.port, path: message.path, wire: message.wire };
+          const { paths, pathOffset = 0, slow } = message;
           addresses.length = 0;
           for (let k = 0; k < message.sources; k++) addresses.push(`127.0.0.${2 + ((message.sourceOffset + k) % message.sources)}`);
+          if (slow !== undefined) {
+            if (preconnected.length - nextPreconnected < message.count) throw new Error(`connect: ${message.count} slow readers, but only ${preconnected.length - nextPreconnected} pre-connected sockets left`);
+            slowBuffer ??= Buffer.allocUnsafe(slow.readSize);
+            startRefill();
+          }
           const list: Connection[] = [];
           for (let k = 0; k < message.count; k++) {
             const c = new Connection(counters, message.lastSeq);
-            c.target = target;
+            c.target = paths === undefined || paths.length === 0 ? target : { ...target, path: paths[(pathOffset + k) % paths.length]! };
+            if (slow !== undefined) {
+              c.slow = slow;
+              c.fd = preconnected[nextPreconnected++]!;
+              c.budget = slow.readSize;
+              slowReaders.push(c);
+            }
             connections.push(c);
             list.push(c);
           }

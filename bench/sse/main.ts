@@ -1,14 +1,24 @@
 // The side-by-side SSE benchmark (issue 7): nchan, better-sse, a bare node:http loop, and the
 // ssehub hub (memory and sqlite transports), each pinned to one core with the load generator on the
-// other, measured in one run by the same scenarios. Prints a table of absolute figures and ratios
-// to nchan, and with --write puts it into docs/benchmarks.md with an SVG chart.
+// other, measured in one run by the same scenarios. Prints tables of absolute figures and ratios
+// to nchan, and with --write puts them into docs/benchmarks.md with an SVG chart.
 //
 //   npm run bench -- sse [--write] [--peers nchan,ssehub-memory] [--scenarios fanout,latency]
 //   SUBSCRIBERS=10000 IDLE=19900 npx tsx bench/sse/main.ts
+//
+// Latency is counted from when an update was due — its slot in the schedule (latency, overload)
+// or the start of the burst (fan-out, slow) — not from when its POST went out, so that a server
+// that holds its publisher back cannot hide the wait.
+//
+// WebSocket (the issue's item 4, once the WebSocket front-end has landed): the hook is the
+// `wire` of a peer (peers.ts) and of a load-generator target (clients.ts): a peer serving
+// WebSocket subscribers (nchan's `nchan_subscriber websocket`, the hub's) sets it to 'websocket',
+// loadgen.ts learns RFC 6455 framing in `open()` (it refuses that wire today), and every scenario
+// here runs unchanged over it.
 import { spawnSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { type ClientStats, type Clients, payload, startClients } from './clients.js';
+import { type ClientStats, type Clients, monotonicMicros, payload, startClients } from './clients.js';
 import { PEERS, type Peer, type PeerName, startPeer } from './peers.js';
 import type { Figures } from './figures.js';
 import { chart } from './svg.js';
@@ -18,6 +28,18 @@ const IDLE = Number(process.env.IDLE ?? 19_900);
 const FANOUT_UPDATES = Number(process.env.FANOUT_UPDATES ?? 100);
 const LATENCY_RATE = Number(process.env.LATENCY_RATE ?? 5);
 const LATENCY_SECONDS = Number(process.env.LATENCY_SECONDS ?? 20);
+/** Above every peer's capacity at 10,000 subscribers (200,000 deliveries per second). */
+const OVERLOAD_RATE = Number(process.env.OVERLOAD_RATE ?? 20);
+const OVERLOAD_SECONDS = Number(process.env.OVERLOAD_SECONDS ?? 10);
+/**
+ * Slow readers, as a phone on a weak network: a tenth of the subscribers, each with a 4 KiB
+ * receive buffer (so the kernel's window, not a large buffer, holds back what it has not read),
+ * reading 256 bytes at a time, 4 KiB per second at most.
+ */
+const SLOW_SHARE = Number(process.env.SLOW_SHARE ?? 0.1);
+const SLOW_RECEIVE_BUFFER = Number(process.env.SLOW_RECEIVE_BUFFER ?? 4096);
+const SLOW_READ = Number(process.env.SLOW_READ ?? 256);
+const SLOW_RATE = Number(process.env.SLOW_RATE ?? 4096);
 const STORM_MISSED = 50;
 const PUBLISH_SECONDS = Number(process.env.PUBLISH_SECONDS ?? 5);
 const PUBLISH_CONCURRENCY = 32;
@@ -30,7 +52,7 @@ const option = (name: string): string | undefined => {
   return i === -1 ? undefined : args[i + 1];
 };
 const peers = (option('peers')?.split(',') ?? PEERS) as PeerName[];
-const SCENARIOS = ['fanout', 'latency', 'idle', 'storm', 'publish'] as const;
+const SCENARIOS = ['fanout', 'latency', 'overload', 'slow', 'idle', 'storm', 'publish'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 const scenarios = (option('scenarios')?.split(',') ?? SCENARIOS) as Scenario[];
 for (const p of peers) if (!PEERS.includes(p)) throw new Error(`unknown peer ${p}; known: ${PEERS.join(', ')}`);
@@ -39,9 +61,27 @@ for (const s of scenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown 
 const log = (message: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${message}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Publishes updates `from..to` one after the other, each waiting for its answer. */
-async function publishSequence(peer: Peer, from: number, to: number): Promise<void> {
-  for (let seq = from; seq <= to; seq++) await peer.publish(payload(seq));
+/** Publishes updates `from..to` one after the other, each waiting for its answer; with `at`, all stamped as due then (a burst). */
+async function publishSequence(peer: Peer, from: number, to: number, at?: number): Promise<void> {
+  for (let seq = from; seq <= to; seq++) await peer.publish(payload(seq, at));
+}
+
+/**
+ * Publishes `count` updates (seqs `first`…) at `rate` per second, each stamped with its slot in
+ * the schedule. In order: each goes out at its slot, or as soon as the one before was answered if
+ * that came later (concurrent publishes would reach the server in another order than their
+ * seqs); a server slow to answer holds its publisher back, and every update then held back
+ * counts the wait in its latency.
+ */
+async function publishOnSchedule(peer: Peer, first: number, count: number, rate: number): Promise<void> {
+  const interval = 1000 / rate;
+  const start = performance.now();
+  const t0 = monotonicMicros();
+  for (let k = 0; k < count; k++) {
+    const wait = start + k * interval - performance.now();
+    if (wait > 0) await sleep(wait);
+    await peer.publish(payload(first + k, t0 + k * interval * 1000));
+  }
 }
 
 async function withClients<T>(processes: number, run: (clients: Clients) => Promise<T>): Promise<T> {
@@ -54,7 +94,7 @@ async function withClients<T>(processes: number, run: (clients: Clients) => Prom
 }
 
 const children = (n: number) => Math.max(1, Math.ceil(n / PER_CHILD));
-const target = (peer: Peer) => ({ host: peer.host, port: peer.port, path: peer.subscribePath });
+const target = (peer: Peer) => ({ host: peer.host, port: peer.port, path: peer.subscribePath, wire: peer.wire });
 
 async function fanout(peer: Peer, f: Figures): Promise<void> {
   await withClients(children(SUBSCRIBERS), async (clients) => {
@@ -62,14 +102,18 @@ async function fanout(peer: Peer, f: Figures): Promise<void> {
     // One warm-up update (JIT, buffers), not counted.
     await peer.publish(payload(1));
     await clients.waitFor(1, 60_000);
+    clients.resetLatency();
     const before = await clients.stats();
     const cpu0 = peer.cpu();
     const start = performance.now();
-    await publishSequence(peer, 2, FANOUT_UPDATES + 1);
+    await publishSequence(peer, 2, FANOUT_UPDATES + 1, monotonicMicros());
     await clients.waitFor(FANOUT_UPDATES + 1, 120_000);
     const elapsed = (performance.now() - start) / 1000;
     const cpu1 = peer.cpu();
     const after = await clients.stats();
+    f.burstP50 = after.latency.p50 / 1000;
+    f.burstP99 = after.latency.p99 / 1000;
+    f.burstMax = after.latency.max / 1000;
     const delivered = after.events - before.events;
     const user = cpu1.user - cpu0.user;
     const system = cpu1.system - cpu0.system;
@@ -90,17 +134,7 @@ async function latency(peer: Peer, f: Figures): Promise<void> {
     await clients.waitFor(1, 60_000);
     clients.resetLatency();
     const count = LATENCY_RATE * LATENCY_SECONDS;
-    const interval = 1000 / LATENCY_RATE;
-    const start = performance.now();
-    const pending: Promise<void>[] = [];
-    for (let k = 0; k < count; k++) {
-      const due = start + k * interval;
-      const wait = due - performance.now();
-      if (wait > 0) await sleep(wait);
-      // On schedule whatever the server's pace: a slow answer must not slow the publisher down.
-      pending.push(peer.publish(payload(k + 2)));
-    }
-    await Promise.all(pending);
+    await publishOnSchedule(peer, 2, count, LATENCY_RATE);
     await clients.waitFor(count + 1, 120_000);
     const s: ClientStats = await clients.stats();
     f.p50 = s.latency.p50 / 1000;
@@ -108,6 +142,73 @@ async function latency(peer: Peer, f: Figures): Promise<void> {
     f.max = s.latency.max / 1000;
     f.latencyLost = s.lost;
   });
+}
+
+/** More updates per second than any peer can deliver, on schedule: what each delivers at saturation, and how late. */
+async function overload(peer: Peer, f: Figures): Promise<void> {
+  await withClients(children(SUBSCRIBERS), async (clients) => {
+    await clients.connect(target(peer), SUBSCRIBERS);
+    await peer.publish(payload(1));
+    await clients.waitFor(1, 60_000);
+    clients.resetLatency();
+    const before = await clients.stats();
+    const count = OVERLOAD_RATE * OVERLOAD_SECONDS;
+    const start = performance.now();
+    await publishOnSchedule(peer, 2, count, OVERLOAD_RATE);
+    await clients.waitFor(count + 1, 600_000);
+    const elapsed = (performance.now() - start) / 1000;
+    const after = await clients.stats();
+    f.overloadRate = OVERLOAD_RATE;
+    f.overloadDeliveriesPerSecond = (after.events - before.events) / elapsed;
+    f.overloadP50 = after.latency.p50 / 1000;
+    f.overloadP99 = after.latency.p99 / 1000;
+    f.overloadMax = after.latency.max / 1000;
+    f.overloadLost = after.lost + Math.max(0, SUBSCRIBERS * count - (after.events - before.events) - after.lost);
+    f.overloadDuplicated = after.duplicated;
+    f.overloadReordered = after.reordered;
+  });
+}
+
+/**
+ * The fan-out burst again, with a share of the subscribers reading slowly (see SLOW_*): the
+ * server's CPU per delivered event until everyone, slow readers too, has every update, and the
+ * latency of the others from the burst's start (what a slow reader costs them).
+ */
+async function slow(peer: Peer, f: Figures): Promise<void> {
+  const slowCount = Math.round(SUBSCRIBERS * SLOW_SHARE);
+  const others = SUBSCRIBERS - slowCount;
+  // The slow readers' sockets are connected (with their small receive buffer) as their process starts.
+  const slowClients = await startClients({ processes: 1, core: 0, preconnected: { host: peer.host, port: peer.port, count: slowCount, receiveBuffer: SLOW_RECEIVE_BUFFER } });
+  try {
+    await withClients(children(others), async (clients) => {
+      await Promise.all([slowClients.connect(target(peer), slowCount, { slow: { readSize: SLOW_READ, bytesPerSecond: SLOW_RATE } }), clients.connect(target(peer), others)]);
+      await peer.publish(payload(1));
+      await Promise.all([clients.waitFor(1, 60_000), slowClients.waitFor(1, 60_000)]);
+      clients.resetLatency();
+      const [fast0, slow0] = await Promise.all([clients.stats(), slowClients.stats()]);
+      const cpu0 = peer.cpu();
+      const start = performance.now();
+      await publishSequence(peer, 2, FANOUT_UPDATES + 1, monotonicMicros());
+      await clients.waitFor(FANOUT_UPDATES + 1, 120_000);
+      const othersDone = (performance.now() - start) / 1000;
+      const fast1 = await clients.stats();
+      await slowClients.waitFor(FANOUT_UPDATES + 1, 600_000);
+      f.slowAllMs = performance.now() - start;
+      const cpu1 = peer.cpu();
+      const slow1 = await slowClients.stats();
+      const delivered = fast1.events - fast0.events + slow1.events - slow0.events;
+      f.slowCpuPerEvent = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / delivered;
+      f.slowDeliveriesPerSecond = (fast1.events - fast0.events) / othersDone;
+      f.slowP50 = fast1.latency.p50 / 1000;
+      f.slowP99 = fast1.latency.p99 / 1000;
+      const lost = fast1.lost + slow1.lost;
+      f.slowLost = lost + Math.max(0, SUBSCRIBERS * FANOUT_UPDATES - delivered - lost);
+      f.slowDuplicated = fast1.duplicated + slow1.duplicated;
+      f.slowReordered = fast1.reordered + slow1.reordered;
+    });
+  } finally {
+    await slowClients.close();
+  }
 }
 
 async function idle(peer: Peer, f: Figures): Promise<void> {
@@ -158,7 +259,7 @@ async function publishRate(peer: Peer, f: Figures): Promise<void> {
   });
 }
 
-const RUN: Record<Scenario, (peer: Peer, f: Figures) => Promise<void>> = { fanout, latency, idle, storm, publish: publishRate };
+const RUN: Record<Scenario, (peer: Peer, f: Figures) => Promise<void>> = { fanout, latency, overload, slow, idle, storm, publish: publishRate };
 
 async function main(): Promise<void> {
   const results = new Map<PeerName, Figures>();
@@ -183,7 +284,12 @@ async function main(): Promise<void> {
   }
   // The benchmark is also a correctness check: anything lost, duplicated or reordered fails the run.
   for (const f of results.values()) {
-    const anomalies = { 'fan-out lost': f.fanoutLost, 'fan-out duplicated': f.fanoutDuplicated, 'fan-out reordered': f.fanoutReordered, 'latency lost': f.latencyLost, 'storm lost': f.stormLost, 'storm duplicated': f.stormDuplicated };
+    const anomalies = {
+      'fan-out lost': f.fanoutLost, 'fan-out duplicated': f.fanoutDuplicated, 'fan-out reordered': f.fanoutReordered, 'latency lost': f.latencyLost,
+      'overload lost': f.overloadLost, 'overload duplicated': f.overloadDuplicated, 'overload reordered': f.overloadReordered,
+      'slow-reader run lost': f.slowLost, 'slow-reader run duplicated': f.slowDuplicated, 'slow-reader run reordered': f.slowReordered,
+      'storm lost': f.stormLost, 'storm duplicated': f.stormDuplicated,
+    };
     for (const [what, n] of Object.entries(anomalies)) if (n !== undefined && n > 0) f.errors.push(`${what}: ${n}`);
     if (f.errors.length > 0) process.exitCode = 1;
   }
@@ -204,31 +310,57 @@ function machine(): string {
 
 function render(results: Map<PeerName, Figures>): string {
   const base = results.get('nchan');
-  const rows: string[] = [];
-  const header = '| peer | CPU µs/event | kernel share | deliveries/s | lost/dup/reord | p50 ms | p99 ms | max ms | RSS/idle conn | storm ms | storm lost/dup | publishes/s |';
-  rows.push(header, `|${' --- |'.repeat(12)}`);
-  for (const [name, f] of results) {
-    rows.push(
-      `| ${name} | ${fmt(f.cpuPerEvent, 2)} | ${f.systemShare === undefined ? '—' : `${Math.round(f.systemShare * 100)} %`} | ${fmt(f.deliveriesPerSecond)} | ${f.fanoutLost ?? '—'}/${f.fanoutDuplicated ?? '—'}/${f.fanoutReordered ?? '—'} | ${fmt(f.p50, 2)} | ${fmt(f.p99, 2)} | ${fmt(f.max, 2)} | ${f.rssPerConnection === undefined ? '—' : `${fmt(f.rssPerConnection / 1024, 1)} KiB`} | ${fmt(f.stormMs)} | ${f.stormLost ?? '—'}/${f.stormDuplicated ?? '—'} | ${fmt(f.publishPerSecond)} |`,
-    );
-  }
-  const ratios: string[] = ['| peer | CPU/event | deliveries/s | p99 | RSS/conn | storm time | publishes/s |', `|${' --- |'.repeat(7)}`];
-  for (const [name, f] of results) {
-    ratios.push(
-      `| ${name} | ${ratio(f.cpuPerEvent, base?.cpuPerEvent)} | ${ratio(f.deliveriesPerSecond, base?.deliveriesPerSecond)} | ${ratio(f.p99, base?.p99)} | ${ratio(f.rssPerConnection, base?.rssPerConnection)} | ${ratio(f.stormMs, base?.stormMs)} | ${ratio(f.publishPerSecond, base?.publishPerSecond)} |`,
-    );
-  }
+  const table = (header: string[], row: (name: PeerName, f: Figures) => string[]): string[] => [
+    `| ${header.join(' | ')} |`,
+    `|${' --- |'.repeat(header.length)}`,
+    ...[...results].map(([name, f]) => `| ${[name, ...row(name, f)].join(' | ')} |`),
+  ];
+  const triple = (a: number | undefined, b: number | undefined, c: number | undefined) => `${a ?? '—'}/${b ?? '—'}/${c ?? '—'}`;
+  const share = (v: number | undefined) => (v === undefined ? '—' : `${Math.round(v * 100)} %`);
+  const kib = (v: number | undefined) => (v === undefined ? '—' : `${fmt(v / 1024, 1)} KiB`);
+  const bursts = table(
+    ['peer', 'CPU µs/event', 'kernel share', 'deliveries/s', 'p50 ms', 'p99 ms', 'lost/dup/reord', `overload deliveries/s`, 'overload p50 ms', 'overload p99 ms', 'overload lost/dup/reord'],
+    (_, f) => [fmt(f.cpuPerEvent, 2), share(f.systemShare), fmt(f.deliveriesPerSecond), fmt(f.burstP50, 1), fmt(f.burstP99, 1), triple(f.fanoutLost, f.fanoutDuplicated, f.fanoutReordered), fmt(f.overloadDeliveriesPerSecond), fmt(f.overloadP50), fmt(f.overloadP99), triple(f.overloadLost, f.overloadDuplicated, f.overloadReordered)],
+  );
+  const steady = table(['peer', 'p50 ms', 'p99 ms', 'max ms', 'lost'], (_, f) => [fmt(f.p50, 2), fmt(f.p99, 2), fmt(f.max, 2), String(f.latencyLost ?? '—')]);
+  const slowReaders = table(
+    ['peer', 'CPU µs/event', 'vs its burst', 'deliveries/s to the others', 'others p50 ms', 'others p99 ms', 'all had all, ms', 'lost/dup/reord'],
+    (_, f) => [fmt(f.slowCpuPerEvent, 2), ratio(f.slowCpuPerEvent, f.cpuPerEvent), fmt(f.slowDeliveriesPerSecond), fmt(f.slowP50, 1), fmt(f.slowP99, 1), fmt(f.slowAllMs), triple(f.slowLost, f.slowDuplicated, f.slowReordered)],
+  );
+  const other = table(['peer', 'RSS/idle conn', 'storm ms', 'storm lost/dup', 'publishes/s'], (_, f) => [kib(f.rssPerConnection), fmt(f.stormMs), `${f.stormLost ?? '—'}/${f.stormDuplicated ?? '—'}`, fmt(f.publishPerSecond)]);
+  const ratios = table(
+    ['peer', 'burst CPU/event', 'burst p50', 'burst p99', 'overload deliveries/s', 'overload p99', 'steady p99', 'slow-reader CPU/event', 'slow-reader others p99', 'RSS/conn', 'storm time', 'publishes/s'],
+    (_, f) => [
+      ratio(f.cpuPerEvent, base?.cpuPerEvent), ratio(f.burstP50, base?.burstP50), ratio(f.burstP99, base?.burstP99),
+      ratio(f.overloadDeliveriesPerSecond, base?.overloadDeliveriesPerSecond), ratio(f.overloadP99, base?.overloadP99), ratio(f.p99, base?.p99),
+      ratio(f.slowCpuPerEvent, base?.slowCpuPerEvent), ratio(f.slowP99, base?.slowP99),
+      ratio(f.rssPerConnection, base?.rssPerConnection), ratio(f.stormMs, base?.stormMs), ratio(f.publishPerSecond, base?.publishPerSecond),
+    ],
+  );
   const loadgen = [...results].map(([name, f]) => `${name} ${fmt(f.loadgenPerEvent, 2)} µs`).join(', ');
   const errors = [...results].flatMap(([name, f]) => f.errors.map((e) => `- ${name}: ${e}`));
+  const slowCount = Math.round(SUBSCRIBERS * SLOW_SHARE);
   return [
     `Machine: ${machine()}. Servers pinned to core 1, load generator to core 0.`,
-    `Subscribers ${SUBSCRIBERS.toLocaleString('en-US')}; fan-out ${FANOUT_UPDATES} updates of 64 bytes one after the other; latency ${LATENCY_RATE}/s for ${LATENCY_SECONDS} s; idle ${IDLE.toLocaleString('en-US')} connections; storm ${STORM_MISSED} missed updates.`,
+    `Subscribers ${SUBSCRIBERS.toLocaleString('en-US')}; updates of 64 bytes. Burst: ${FANOUT_UPDATES} updates one after the other, latency from the burst's start. Overload: ${OVERLOAD_RATE}/s for ${OVERLOAD_SECONDS} s, on schedule. Steady: ${LATENCY_RATE}/s for ${LATENCY_SECONDS} s, on schedule. Slow readers: the burst with ${slowCount.toLocaleString('en-US')} of the subscribers reading ${SLOW_READ} bytes at a time, ${(SLOW_RATE / 1024).toFixed(0)} KiB/s, through a ${(SLOW_RECEIVE_BUFFER / 1024).toFixed(0)} KiB receive buffer. Idle: ${IDLE.toLocaleString('en-US')} connections. Storm: ${STORM_MISSED} missed updates.`,
     '',
-    'Absolute figures:',
+    'Bursts and overload (CPU per delivered event and deliveries per second of the burst; latency from the burst\'s start, or from each update\'s slot in the schedule):',
     '',
-    ...rows,
+    ...bursts,
     '',
-    'Ratios to nchan (lower is better for CPU, p99, RSS and storm time; higher for rates):',
+    `Steady rate, ${LATENCY_RATE} updates per second (latency from each update's slot):`,
+    '',
+    ...steady,
+    '',
+    'Slow readers among the subscribers (CPU per delivered event until the slow readers had everything too; latency of the others from the burst\'s start):',
+    '',
+    ...slowReaders,
+    '',
+    'Memory, reconnect storm, publishing:',
+    '',
+    ...other,
+    '',
+    'Ratios to nchan (lower is better but for rates):',
     '',
     ...ratios,
     '',

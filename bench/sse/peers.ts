@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { signToken } from '../../src/hub/mercure/token.js';
 import { onProcessExit } from '../../test/helpers/exit-hook.js';
 import { freePort } from '../../test/helpers/ports.js';
+import type { Wire } from './clients.js';
 
 export type PeerName = 'nchan' | 'better-sse' | 'bare' | 'ssehub-memory' | 'ssehub-sqlite';
 
@@ -28,6 +29,8 @@ export const PEERS: PeerName[] = ['nchan', 'better-sse', 'bare', 'ssehub-memory'
 
 export interface Peer {
   name: PeerName;
+  /** How its subscribers speak to it (every peer here serves SSE; 'websocket' is the hook for the WebSocket comparison). */
+  wire: Wire;
   /** 127.0.0.1 and the listening port. */
   host: string;
   port: number;
@@ -311,6 +314,7 @@ async function launch(spec: Launch, core: number): Promise<Peer> {
 
   return {
     name: spec.name,
+    wire: 'sse',
     host: HOST,
     port: spec.port,
     subscribePath: spec.subscribePath,
