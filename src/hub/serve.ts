@@ -129,7 +129,7 @@ async function startPresence(hub: Hub, transport: BasicTransport, config: HubCon
   const store = transport.presenceStore?.(node, config.presenceTtl) ?? new LocalPresenceStore();
   const presence = new Presence(store, { node, ttl: config.presenceTtl, vacateDelay: config.webhookVacateDelay, log });
   hub.presence = presence;
-  hub.on('subscribed', (s) => void presence.joined(s.id, s.selectors, { subject: s.subject, payload: s.payload, protocol: s.protocol, connection: s.connection?.id !== s.id ? s.connection?.id : undefined }));
+  hub.on('subscribed', (s) => void presence.joined(s.id, s.typedSelectors, { subject: s.subject, payload: s.payload, protocol: s.protocol, connection: s.connection?.id !== s.id ? s.connection?.id : undefined }));
   hub.on('unsubscribed', (s, reason) => void presence.left(s.id, reason));
   presence.on('lost', () => hub.metrics.presenceLost.inc());
   hub.afterDrain(() => presence.close());

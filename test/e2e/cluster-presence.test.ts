@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { signToken } from '../../src/hub/mercure/token.js';
+import { ISSUER, accessToken, detail } from '../helpers/access-token.js';
 import { TEST_KEY } from '../helpers/hub.js';
 import { type HubProcess, startHubProcess } from '../helpers/hub-process.js';
 import { subscribeUrl } from '../helpers/hub-streams.js';
@@ -68,7 +69,7 @@ for (const [name, makeBackend] of BACKENDS) {
       backend = await makeBackend();
       receiver = await startWebhookReceiver();
       token = await signToken(TEST_KEY, { subscribe: ['*'] });
-      const flags = ['--transport', backend.url, '--anonymous', '--subscriptions', '--presence-ttl', `${TTL_MS}ms`, '--webhook-url', `${receiver.url}/hooks`, '--webhook-secret', WEBHOOK_SECRET, '--webhook-vacate-delay', '500ms', '--drain-timeout', '0', '--ui'];
+      const flags = ['--transport', backend.url, '--anonymous', '--subscriptions', '--presence-ttl', `${TTL_MS}ms`, '--webhook-url', `${receiver.url}/hooks`, '--webhook-secret', WEBHOOK_SECRET, '--webhook-vacate-delay', '500ms', '--drain-timeout', '0', '--ui', '--token-issuers', ISSUER];
       for (let i = 0; i < 3; i++) hubs.push(await startHubProcess(flags));
     });
     after(async () => {
@@ -118,6 +119,26 @@ for (const [name, makeBackend] of BACKENDS) {
       assert.equal(of(receiver.received, 'subscriber.connected').length, 4);
       assert.equal(new Set(receiver.received.map((r) => r.id)).size, receiver.received.length, 'no event twice');
       assert.equal(receiver.rejected, 0, 'every signature verified');
+    });
+
+    it('answers a Mercure 1.0 request on C with the match type each subscription on B was made with', async () => {
+      const [, b, c] = hubs as [HubProcess, HubProcess, HubProcess];
+      // An exact match holding `{` (draft-07 would read it as a template) and a URL pattern.
+      const exact = `https://example.com/${name}/books/{id}`;
+      const pattern = `https://example.com/${name}/books/:id`;
+      const url = new URL(b.hubUrl);
+      url.searchParams.append('match', exact);
+      url.searchParams.append('match_urlpattern', pattern);
+      streams.push(await openSse(url.href));
+      const reader = await accessToken(c.hubUrl, [detail(['subscribe'], [{ urlpattern: '/.well-known/mercure/subscriptions{/*}?' }])]);
+      const onC = async () => {
+        const res = await fetch(`${c.hubUrl}/subscriptions`, { headers: { authorization: `Bearer ${reader}` } });
+        assert.equal(res.status, 200);
+        const body = (await res.json()) as { subscriptions: { match_type: string; match: string }[] };
+        return body.subscriptions.filter((s) => s.match.startsWith(`https://example.com/${name}/books/`)).map((s) => `${s.match_type} ${s.match}`).sort();
+      };
+      await until(async () => (await onC()).length === 2, 'C listing both of B\'s subscriptions');
+      assert.deepEqual(await onC(), [`exact ${exact}`, `urlpattern ${pattern}`]);
     });
   });
 }

@@ -325,8 +325,8 @@ export class Hub extends EventEmitter<HubEvents> {
     const entries: PresenceEntry[] = [];
     for (const s of this.subscribers) {
       if (filter.subscriber !== undefined && s.id !== filter.subscriber) continue;
-      for (const topic of s.selectors) {
-        if (filter.topic === undefined || topic === filter.topic) entries.push({ subscriber: s.id, connection: s.connection?.id === s.id ? undefined : s.connection?.id, topic, node, subject: s.subject, payload: s.payload, protocol: s.protocol, since: s.outlet?.openedAt ?? Date.now() });
+      for (const { value: topic, kind } of s.typedSelectors) {
+        if (filter.topic === undefined || topic === filter.topic) entries.push({ subscriber: s.id, connection: s.connection?.id === s.id ? undefined : s.connection?.id, topic, kind, node, subject: s.subject, payload: s.payload, protocol: s.protocol, since: s.outlet?.openedAt ?? Date.now() });
       }
     }
     if (this.presence === undefined) return entries;

@@ -23,6 +23,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
+import type { Selector, SelectorKind } from './selector.js';
 
 /** One subscription of one subscriber, as the cluster sees it. */
 export interface PresenceEntry {
@@ -30,8 +31,13 @@ export interface PresenceEntry {
   subscriber: string;
   /** The ID of the client connection it came over, when it differs (a Centrifugo client's, with one subscriber per channel). */
   connection?: string | undefined;
-  /** The selector it subscribed with (an exact topic, a template, `*`). */
+  /** The selector it subscribed with (an exact topic, a template, `*`, a URL pattern). */
   topic: string;
+  /**
+   * How `topic` is read (a Mercure 1.0 `match` holding `{` is exact, a `match_urlpattern` a URL
+   * pattern). Absent: as draft-07 reads a bare string (entries written before it was recorded).
+   */
+  kind?: SelectorKind | undefined;
   /** The node holding its connection. */
   node: string;
   /** The `sub` claim of its token, when it has one. */
@@ -139,10 +145,11 @@ export class Presence extends EventEmitter<PresenceEvents> {
     return this.#enqueue(() => this.store.heartbeat().then((r) => this.#handleLost(r.lost)));
   }
 
-  /** A subscriber of this node joined with these selectors. Resolves once its batch is written. */
-  joined(subscriber: string, topics: readonly string[], info: { subject: string | undefined; payload: unknown; protocol: string; connection?: string | undefined }): Promise<void> {
+  /** A subscriber of this node joined with these selectors (typed, or bare strings read as draft-07 reads them). Resolves once its batch is written. */
+  joined(subscriber: string, selectors: readonly (string | Selector)[], info: { subject: string | undefined; payload: unknown; protocol: string; connection?: string | undefined }): Promise<void> {
     const since = Date.now();
-    const entries = topics.map((topic): PresenceEntry => ({ subscriber, connection: info.connection, topic, node: this.node, subject: info.subject, payload: info.payload, protocol: info.protocol, since }));
+    const topics = selectors.map((s) => (typeof s === 'string' ? s : s.value));
+    const entries = selectors.map((s): PresenceEntry => ({ subscriber, connection: info.connection, topic: typeof s === 'string' ? s : s.value, kind: typeof s === 'string' ? undefined : s.kind, node: this.node, subject: info.subject, payload: info.payload, protocol: info.protocol, since }));
     this.#mine.set(subscriber, entries);
     const occupy: string[] = [];
     for (const topic of new Set(topics)) {

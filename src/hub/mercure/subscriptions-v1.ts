@@ -11,6 +11,7 @@ import type { NodeRequest, NodeResponse } from '../../server/adapters/node.js';
 import { NotAllowedError } from '../core/errors.js';
 import { grantMatchers, payloadOf } from '../core/grant.js';
 import type { Hub } from '../core/hub.js';
+import type { PresenceEntry } from '../core/presence.js';
 import { type Selector, draft07Selector } from '../core/selector.js';
 import type { Subscriber } from '../core/subscriber.js';
 import { type Update, newUpdateId } from '../core/update.js';
@@ -86,8 +87,12 @@ function subscriptionsOf(subscriber: Subscriber): Described[] {
 export function publishV1SubscriptionEventsOf(hub: Hub): void {
   hub.on('subscribed', (subscriber) => publishEvents(hub, subscriptionsOf(subscriber), true));
   hub.on('unsubscribed', (subscriber) => publishEvents(hub, subscriptionsOf(subscriber), false));
-  // Another node's entries carry their selector as text only: read as draft-07 reads it.
-  hub.presence?.on('lost', (lost) => publishEvents(hub, lost.entries.map((e) => ({ subscriber: e.subscriber, selector: draft07Selector(e.topic), payload: e.payload })), false));
+  hub.presence?.on('lost', (lost) => publishEvents(hub, lost.entries.map((e) => ({ subscriber: e.subscriber, selector: selectorOf(e), payload: e.payload })), false));
+}
+
+/** The selector of a presence entry: typed as it was subscribed, or (an entry written without its kind) as draft-07 reads the text. */
+function selectorOf(entry: PresenceEntry): Selector {
+  return entry.kind === undefined ? draft07Selector(entry.topic) : { kind: entry.kind, value: entry.topic };
 }
 
 /** An RFC 8288 quoted string. */
@@ -120,7 +125,7 @@ export async function handleSubscriptionsApiV1(ctx: HubContext, req: NodeRequest
   const subscriptions: Record<string, unknown>[] = [];
   for (const entry of await ctx.hub.listSubscriptions({ subscriber: subscriberId })) {
     const subscriber = local.get(entry.subscriber);
-    const selector = subscriber?.typedSelectors.find((s) => s.value === entry.topic) ?? draft07Selector(entry.topic);
+    const selector = subscriber?.typedSelectors.find((s) => s.value === entry.topic) ?? selectorOf(entry);
     if (matchType !== undefined && (matchTypeOf(selector) !== matchType || selector.value !== match)) continue;
     subscriptions.push(describe({ subscriber: entry.subscriber, selector, payload: subscriber !== undefined ? payloadOf(subscriber.grant, selector) : entry.payload }, true));
   }
