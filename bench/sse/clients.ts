@@ -45,14 +45,14 @@ export interface ClientStats {
 
 export interface Clients {
   /**
-   * Opens `count` SSE connections to host:port path (spread over the children and source addresses); resolves when all got their response headers (or failed). Throws if more than 1% failed.
+   * Opens `count` SSE (or, with `target.wire` 'websocket', WebSocket) connections to host:port path (spread over the children and source addresses); resolves when all got their response headers (a WebSocket: the 101, or the subscribe reply of a `target.channel`) or failed. Throws if more than 1% failed.
    * With `target.paths`, connection i (counted over this call, across the children) asks for paths[i % paths.length] instead.
    * slow: the connections read at most `readSize` bytes at a time and `bytesPerSecond` on average (needs children started with `preconnected`, whose sockets they use).
    * concurrency: connections being opened at once, over all children (default 500: Node's and nginx's listen backlog is 511,
    * and 500 per child overran it, costing 1 s SYN retransmits).
    * lastSeq: the seq of the last update published before these connections open (default 0); the first event expected is lastSeq + 1.
    */
-  connect(target: { host: string; port: number; path: string; paths?: string[] }, count: number, options?: { concurrency?: number; lastSeq?: number; slow?: SlowReading }): Promise<void>;
+  connect(target: Target & { paths?: string[] }, count: number, options?: { concurrency?: number; lastSeq?: number; slow?: SlowReading }): Promise<void>;
   /** Resolves when every open connection has seen seq >= `seq` (or after timeoutMs: then rejects with how many are behind). Returns the ms it took. */
   waitFor(seq: number, timeoutMs: number): Promise<number>;
   /** How many connections, open or being resumed (churn, resume mode), have not seen seq >= `seq`. */
@@ -108,9 +108,11 @@ export function histogramCountAbove(histogram: ArrayLike<number>, us: number): n
 
 /**
  * Where connections go. `wire` is how subscribers speak to the server: SSE over HTTP/1.1 (the
- * default, and all loadgen.ts speaks today); 'websocket' is the hook for the WebSocket comparison.
+ * default), or 'websocket' (RFC 6455; no Last-Event-ID resume, no slow readers). `channel`, for a
+ * WebSocket: the Centrifugo channel a connection subscribes to after the upgrade (the hub's
+ * `/connection/websocket`), and it is open at the subscribe reply; without it, at the 101 (nchan).
  */
-export interface Target { host: string; port: number; path: string; wire?: Wire }
+export interface Target { host: string; port: number; path: string; wire?: Wire; channel?: string }
 /** How a subscriber speaks to the server. */
 export type Wire = 'sse' | 'websocket';
 /** How a slow reader reads: at most `readSize` bytes per read, `bytesPerSecond` on average. */

@@ -1,4 +1,4 @@
-// The load-generator child: holds up to ~9,900 raw SSE connections and counts what arrives.
+// The load-generator child: holds up to ~9,900 raw SSE or WebSocket connections and counts what arrives.
 //
 // Started by bench/sse/clients.ts (SSEHUB_LOADGEN=1, an IPC channel, pinned with taskset). It
 // must cost less per event than the servers it measures, so there is no HTTP client and no SSE
@@ -6,6 +6,9 @@
 // read), and a byte-level state machine per connection that only picks out the `id:` value and
 // the `s=SSSSSS t=TTTT` fields of a `data:` line. Chunked framing is stripped by a second small
 // state machine. Both keep their state between reads, so an event may be split at any byte.
+// WebSocket subscribers (a target's wire 'websocket') share all of that but the parsing: an RFC
+// 6455 handshake, a frame parser and a scanner for `s=… t=…` in text messages (WebSocketConnection).
+import { randomBytes } from 'node:crypto';
 import { Socket, connect as netConnect } from 'node:net';
 import { HISTOGRAM_BUCKETS, histogramBucket, type ChildReply, type ChildRequest, type ChildStats, type SlowReading, type Target } from './clients.js';
 
@@ -366,7 +369,7 @@ export class Connection {
   }
 
   /** One data event with sequence number `seq`, published at `time` µs (monotonic clock). */
-  private onEvent(seq: number, time: number, now: number): void {
+  protected onEvent(seq: number, time: number, now: number): void {
     const c = this.counters;
     c.events++;
     const last = this.lastSeq;
@@ -421,6 +424,399 @@ export class Connection {
       return true;
     }
     return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket subscribers (RFC 6455): nchan's `nchan_subscriber websocket` and the hub's
+// `/connection/websocket` (the Centrifugo client protocol, JSON). The same raw sockets and shared
+// read buffer as SSE; a frame parser and a scanner for `s=SSSSSS t=TTTT` in text messages, both
+// byte-level state machines that keep their state between reads (a frame may be split at any
+// byte). Deliveries go to the same counters as SSE events (Connection.onEvent).
+
+// Frame parser states.
+const W_HEAD = 0; // the first byte of a frame header: FIN, RSV, opcode
+const W_LENGTH = 1; // the second: MASK, 7-bit length
+const W_EXTENDED = 2; // the 16- or 64-bit length, a byte at a time
+const W_PAYLOAD = 3; // the payload (`left` bytes to go)
+
+// Opcodes.
+const OP_CONTINUATION = 0;
+const OP_TEXT = 1;
+const OP_BINARY = 2;
+const OP_CLOSE = 8;
+const OP_PING = 9;
+const OP_PONG = 10;
+
+// Text scanner states: every `s=SSSSSS t=TTTT` in a text message (nchan sends the data as it is;
+// the hub a JSON push per line, the data a JSON string inside it).
+const M_ANY = 0; // looking for 's'
+const M_S = 1; // "s", expecting '='
+const M_SEQ = 2; // digits of the sequence number, until ' '
+const M_T = 3; // expecting 't'
+const M_TE = 4; // "t", expecting '='
+const M_TV = 5; // digits of the time (µs), until a non-digit, the end of a line or of the message
+
+// The shape of a line so far: the hub's application ping is a line `{}` (a message of its own,
+// or a line among pushes when its writes were queued together).
+const L_START = 0;
+const L_BRACE = 1; // "{"
+const L_PING = 2; // "{}"
+const L_OTHER = 3;
+
+const OPEN_BRACE = 123;
+const CLOSE_BRACE = 125;
+const LETTER_S = 115;
+const LETTER_T = 116;
+const EQUALS = 61;
+
+/** The Sec-WebSocket-Key of every handshake (the server only echoes its hash; nothing here checks it). */
+const WEBSOCKET_KEY = randomBytes(16).toString('base64');
+/** The masking key of every client frame (RFC 6455 asks for a masked client frame; a fixed key is enough for a load generator). */
+const MASK = randomBytes(4);
+
+/** A client frame: FIN, `opcode`, masked, with `payload` (at most 65,535 bytes). */
+export function clientFrame(opcode: number, payload: Buffer): Buffer {
+  const n = payload.length;
+  const header = n < 126 ? 2 : 4;
+  const frame = Buffer.allocUnsafe(header + 4 + n);
+  frame[0] = 0x80 | opcode;
+  if (n < 126) frame[1] = 0x80 | n;
+  else {
+    frame[1] = 0x80 | 126;
+    frame.writeUInt16BE(n, 2);
+  }
+  MASK.copy(frame, header);
+  for (let k = 0; k < n; k++) frame[header + 4 + k] = payload[k]! ^ MASK[k & 3]!;
+  return frame;
+}
+
+/** The answer to the hub's application ping `{}`, and to a WebSocket ping without payload. */
+const PONG_JSON = clientFrame(OP_TEXT, Buffer.from('{}'));
+const PONG_EMPTY = clientFrame(OP_PONG, Buffer.alloc(0));
+
+/** The upgrade request of a WebSocket subscriber. */
+export function upgradeRequest(host: string, port: number, path: string): string {
+  return `GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${WEBSOCKET_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+}
+
+/** The connect and subscribe commands of the Centrifugo client protocol, as one client frame. */
+export function centrifugoSubscribe(channel: string): Buffer {
+  return clientFrame(OP_TEXT, Buffer.from(`{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":${JSON.stringify(channel)}}}`));
+}
+
+/**
+ * One WebSocket subscriber. Open at the 101 (nchan), or, with a Centrifugo `channel` (the hub),
+ * once the reply to its subscribe came: after the 101 it sends connect and subscribe in one
+ * message, reads the replies as JSON (once per connection), then only scans.
+ */
+export class WebSocketConnection extends Connection {
+  /** The Centrifugo channel to subscribe to after the upgrade (the hub); undefined: open at the 101 (nchan). */
+  readonly channel: string | undefined;
+  /** The commands sent after the 101 (shared by the connections of a batch). */
+  private readonly commands: Buffer | null;
+  private upgraded = false;
+  /** A close frame came (the server ended the connection). */
+  private closeReceived = false;
+  /** What this read comes to: 'open', 'fail:<reason>' or null (see Connection.feed). */
+  private result: string | null = null;
+
+  private frame = W_HEAD;
+  private fin = false;
+  private opcode = 0;
+  /** Bytes of an extended length still to read, and payload bytes of the frame still to read. */
+  private lengthBytes = 0;
+  private left = 0;
+  /** The opcode of the data message in progress (OP_TEXT, OP_BINARY), 0 between messages. */
+  private message = 0;
+  /** A control frame's payload (at most 125 bytes), allocated at the first one that has any. */
+  private control: Buffer | null = null;
+  private controlLength = 0;
+
+  private text = M_ANY;
+  private line = L_START;
+  private seq = 0;
+  private time = 0;
+
+  constructor(counters: Counters, baseline: number, channel: string | undefined, commands: Buffer | null) {
+    super(counters, baseline);
+    this.channel = channel;
+    this.commands = commands;
+  }
+
+  override resetStream(): void {
+    super.resetStream();
+    this.upgraded = false;
+    this.closeReceived = false;
+    this.frame = W_HEAD;
+    this.left = 0;
+    this.message = 0;
+    this.text = M_ANY;
+    this.line = L_START;
+  }
+
+  /** The server sent a close frame: the connection is over. */
+  override get bodyEnded(): boolean {
+    return this.closeReceived;
+  }
+
+  override feed(buf: Buffer, start: number, end: number, now: number): string | null {
+    this.result = null;
+    if (!this.upgraded) {
+      const before = this.head.length;
+      this.head += buf.toString('latin1', start, end);
+      const blank = this.head.indexOf('\r\n\r\n');
+      if (blank < 0) return this.head.length > 16_384 ? 'fail:response head larger than 16 KiB' : null;
+      if (!this.head.startsWith('HTTP/1.1 101')) return `fail:${this.head.slice(0, this.head.indexOf('\r\n'))}`;
+      start += blank + 4 - before;
+      this.head = '';
+      this.upgraded = true;
+      if (this.commands === null) {
+        this.counters.opened(this);
+        this.result = 'open';
+      } else this.socket?.write(this.commands);
+    }
+    if (start < end) this.frames(buf, start, end, now);
+    return this.result;
+  }
+
+  /** Ends the parsing of this read with a failure (false, to return it from the steps below). */
+  private refuse(reason: string): false {
+    if (this.result === 'open') {
+      // Opened in this very read: report the open (its batch settles), then the end.
+      this.counters.noteError(reason);
+      this.closeReceived = true;
+    } else this.result = `fail:${reason}`;
+    return false;
+  }
+
+  private frames(buf: Buffer, start: number, end: number, now: number): void {
+    let i = start;
+    while (i < end) {
+      switch (this.frame) {
+        case W_HEAD: {
+          const b = buf[i++]!;
+          if ((b & 0x70) !== 0) {
+            this.refuse('a frame with RSV bits set (no extension was negotiated)');
+            return;
+          }
+          this.fin = (b & 0x80) !== 0;
+          this.opcode = b & 0x0f;
+          this.frame = W_LENGTH;
+          break;
+        }
+        case W_LENGTH: {
+          const b = buf[i++]!;
+          if ((b & 0x80) !== 0) {
+            this.refuse('a masked frame from the server');
+            return;
+          }
+          const n = b & 0x7f;
+          if (n >= 126) {
+            this.lengthBytes = n === 126 ? 2 : 8;
+            this.left = 0;
+            this.frame = W_EXTENDED;
+          } else {
+            this.left = n;
+            if (!this.begin(now)) return;
+          }
+          break;
+        }
+        case W_EXTENDED:
+          this.left = this.left * 256 + buf[i++]!;
+          if (--this.lengthBytes === 0 && !this.begin(now)) return;
+          break;
+        default: {
+          const stop = end - i < this.left ? end : i + this.left;
+          if (this.opcode >= OP_CLOSE) {
+            const control = (this.control ??= Buffer.allocUnsafe(125));
+            buf.copy(control, this.controlLength, i, stop);
+            this.controlLength += stop - i;
+          } else if (this.message === OP_TEXT) {
+            if (this.state === OPEN) this.scanText(buf, i, stop, now);
+            else this.head += buf.toString('latin1', i, stop);
+          }
+          this.left -= stop - i;
+          i = stop;
+          if (this.left === 0) {
+            this.frame = W_HEAD;
+            if (!this.endFrame(now)) return;
+          }
+        }
+      }
+    }
+  }
+
+  /** The header of a frame is complete: checks it; a frame without payload ends here. */
+  private begin(now: number): boolean {
+    const op = this.opcode;
+    if (op >= OP_CLOSE) {
+      if (op > OP_PONG) return this.refuse(`a frame of the reserved opcode ${op}`);
+      if (!this.fin || this.left > 125) return this.refuse(`a control frame (opcode ${op}) fragmented or longer than 125 bytes`);
+      this.controlLength = 0;
+    } else if (op === OP_CONTINUATION) {
+      if (this.message === 0) return this.refuse('a continuation frame outside a message');
+    } else if (op === OP_TEXT || op === OP_BINARY) {
+      if (this.message !== 0) return this.refuse('a new message inside a fragmented one');
+      this.message = op;
+    } else return this.refuse(`a frame of the reserved opcode ${op}`);
+    if (this.left === 0) {
+      this.frame = W_HEAD;
+      return this.endFrame(now);
+    }
+    this.frame = W_PAYLOAD;
+    return true;
+  }
+
+  /** A frame is complete. False when parsing stops (a close frame, a failure). */
+  private endFrame(now: number): boolean {
+    switch (this.opcode) {
+      case OP_PING:
+        this.socket?.write(this.controlLength === 0 ? PONG_EMPTY : clientFrame(OP_PONG, (this.control as Buffer).subarray(0, this.controlLength)));
+        return true;
+      case OP_PONG:
+        return true;
+      case OP_CLOSE: {
+        if (this.state === OPEN) {
+          this.closeReceived = true;
+          return false;
+        }
+        const code = this.controlLength >= 2 ? (this.control as Buffer).readUInt16BE(0) : 1005;
+        const reason = this.controlLength > 2 ? ` ${(this.control as Buffer).toString('utf8', 2, this.controlLength)}` : '';
+        return this.refuse(`closed by the server (${code}${reason}) before it was open`);
+      }
+      default:
+        if (!this.fin) return true;
+        if (this.message === OP_TEXT) {
+          this.message = 0;
+          return this.endMessage(now);
+        }
+        this.message = 0;
+        return true;
+    }
+  }
+
+  /** A text message is complete: its last line ends; before the subscribe reply, the hub's replies are read. */
+  private endMessage(now: number): boolean {
+    if (this.state === OPEN) {
+      this.endLine(now);
+      return true;
+    }
+    const text = this.head;
+    this.head = '';
+    for (const line of text.split('\n')) {
+      if (this.state === OPEN) {
+        // Pushes in the same message as the subscribe reply.
+        const bytes = Buffer.from(line, 'latin1');
+        this.scanText(bytes, 0, bytes.length, now);
+        this.endLine(now);
+        continue;
+      }
+      if (line === '') continue;
+      if (line === '{}') {
+        this.socket?.write(PONG_JSON);
+        continue;
+      }
+      let reply: { id?: unknown; error?: unknown; subscribe?: unknown };
+      try {
+        reply = JSON.parse(line) as typeof reply;
+      } catch {
+        return this.refuse(`a reply that is not JSON: ${line.slice(0, 100)}`);
+      }
+      if (reply.error !== undefined) return this.refuse(`command ${String(reply.id)} answered ${JSON.stringify(reply.error)}`);
+      if (reply.id === 2 && reply.subscribe !== undefined) {
+        this.counters.opened(this);
+        this.result = 'open';
+      }
+    }
+    return true;
+  }
+
+  /** The end of a line (LF, or the end of a message): an update whose time ended it counts; a `{}` line of the hub is answered. */
+  private endLine(now: number): void {
+    if (this.text === M_TV) this.onEvent(this.seq, this.time, now);
+    if (this.line === L_PING && this.channel !== undefined) this.socket?.write(PONG_JSON);
+    this.text = M_ANY;
+    this.line = L_START;
+  }
+
+  /** Scans bytes [start, end) of a text message for `s=SSSSSS t=TTTT`, each an update. */
+  private scanText(buf: Buffer, start: number, end: number, now: number): void {
+    let st = this.text;
+    let shape = this.line;
+    let seq = this.seq;
+    let time = this.time;
+    let i = start;
+    while (i < end) {
+      const b = buf[i++]!;
+      if (b === LF) {
+        this.text = st;
+        this.line = shape;
+        this.seq = seq;
+        this.time = time;
+        this.endLine(now);
+        st = M_ANY;
+        shape = L_START;
+        continue;
+      }
+      if (shape !== L_OTHER) shape = shape === L_START && b === OPEN_BRACE ? L_BRACE : shape === L_BRACE && b === CLOSE_BRACE ? L_PING : L_OTHER;
+      switch (st) {
+        case M_ANY:
+          if (b === LETTER_S) st = M_S;
+          else if (shape === L_OTHER) {
+            // The bulk of every message: run to the next 's' or line end in a tight loop.
+            while (i < end) {
+              const c = buf[i]!;
+              if (c === LETTER_S || c === LF) break;
+              i++;
+            }
+          }
+          break;
+        case M_S:
+          if (b === EQUALS) {
+            st = M_SEQ;
+            seq = 0;
+          } else st = b === LETTER_S ? M_S : M_ANY;
+          break;
+        case M_SEQ:
+          if (b >= ZERO && b <= NINE) {
+            seq = seq * 10 + (b - ZERO);
+            while (i < end) {
+              const c = buf[i]!;
+              if (c < ZERO || c > NINE) break;
+              seq = seq * 10 + (c - ZERO);
+              i++;
+            }
+          } else st = b === SPACE ? M_T : b === LETTER_S ? M_S : M_ANY;
+          break;
+        case M_T:
+          st = b === LETTER_T ? M_TE : b === LETTER_S ? M_S : M_ANY;
+          break;
+        case M_TE:
+          if (b === EQUALS) {
+            st = M_TV;
+            time = 0;
+          } else st = b === LETTER_S ? M_S : M_ANY;
+          break;
+        default:
+          if (b >= ZERO && b <= NINE) {
+            time = time * 10 + (b - ZERO);
+            while (i < end) {
+              const c = buf[i]!;
+              if (c < ZERO || c > NINE) break;
+              time = time * 10 + (c - ZERO);
+              i++;
+            }
+          } else {
+            this.onEvent(seq, time, now);
+            st = b === LETTER_S ? M_S : M_ANY;
+          }
+      }
+    }
+    this.text = st;
+    this.line = shape;
+    this.seq = seq;
+    this.time = time;
   }
 }
 
@@ -579,19 +975,18 @@ function main(): void {
     const { host, port, path } = c.target;
     c.resetStream();
     c.state = CONNECTING;
-    if (c.target.wire === 'websocket') {
-      // The hook for the WebSocket comparison: an RFC 6455 handshake and frames instead of an SSE response.
-      fail(c, 'WebSocket subscribers are not implemented in the load generator yet');
-      return;
-    }
     if (c.slow !== null && c.fd < 0) {
       fail(c, 'a slow reader is not reconnected (its socket was made before the load generator started)');
       return;
     }
     const localAddress = addresses[nextAddress++ % addresses.length]!;
-    let request = `GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n`;
-    if (c.idLength > 0) request += `Last-Event-ID: ${c.lastId()}\r\n`;
-    request += '\r\n';
+    let request: string;
+    if (c instanceof WebSocketConnection) request = upgradeRequest(host, port, path);
+    else {
+      request = `GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n`;
+      if (c.idLength > 0) request += `Last-Event-ID: ${c.lastId()}\r\n`;
+      request += '\r\n';
+    }
     const slow = c.slow;
     const onread = {
       buffer: slow === null ? readBuffer : (slowBuffer as Buffer),
@@ -728,8 +1123,11 @@ function main(): void {
     try {
       switch (message.op) {
         case 'connect': {
-          const target: Target = { host: message.host, port: message.port, path: message.path, wire: message.wire };
+          const target: Target = { host: message.host, port: message.port, path: message.path, wire: message.wire, channel: message.channel };
           const { paths, pathOffset = 0, slow } = message;
+          const websocket = message.wire === 'websocket';
+          if (websocket && slow !== undefined) throw new Error('connect: slow readers are SSE only');
+          const commands = websocket && message.channel !== undefined ? centrifugoSubscribe(message.channel) : null;
           addresses.length = 0;
           for (let k = 0; k < message.sources; k++) addresses.push(`127.0.0.${2 + ((message.sourceOffset + k) % message.sources)}`);
           if (slow !== undefined) {
@@ -739,7 +1137,7 @@ function main(): void {
           }
           const list: Connection[] = [];
           for (let k = 0; k < message.count; k++) {
-            const c = new Connection(counters, message.lastSeq);
+            const c = websocket ? new WebSocketConnection(counters, message.lastSeq, message.channel, commands) : new Connection(counters, message.lastSeq);
             c.target = paths === undefined || paths.length === 0 ? target : { ...target, path: paths[(pathOffset + k) % paths.length]! };
             if (slow !== undefined) {
               c.slow = slow;

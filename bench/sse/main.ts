@@ -2,6 +2,8 @@
 // ssehub hub (memory and sqlite transports), each pinned to one core with the load generator on the
 // other, measured in one run by the same scenarios. Prints tables of absolute figures and ratios
 // to nchan, and with --write puts them into docs/benchmarks.md with an SVG chart.
+// WebSocket subscribers too, in the same run: nchan's (`nchan-ws`) against the hub's
+// `/connection/websocket` (`ssehub-ws`), in a ratio table of their own (to nchan-ws).
 //
 //   npm run bench -- sse [--write] [--peers nchan,ssehub-memory] [--scenarios fanout,latency]
 //   SUBSCRIBERS=10000 IDLE=19900 npx tsx bench/sse/main.ts
@@ -10,16 +12,19 @@
 // or the start of the burst (fan-out, slow) — not from when its POST went out, so that a server
 // that holds its publisher back cannot hide the wait.
 //
-// WebSocket (the issue's item 4, once the WebSocket front-end has landed): the hook is the
-// `wire` of a peer (peers.ts) and of a load-generator target (clients.ts): a peer serving
-// WebSocket subscribers (nchan's `nchan_subscriber websocket`, the hub's) sets it to 'websocket',
-// loadgen.ts learns RFC 6455 framing in `open()` (it refuses that wire today), and every scenario
-// here runs unchanged over it.
+// WebSocket: a peer's `wire` (peers.ts) is 'websocket' for nchan-ws (nginx's
+// `nchan_subscriber websocket` location, the same channel) and ssehub-ws (the memory-transport
+// hub; each subscriber connects anonymously and subscribes to channel "bench" with the Centrifugo
+// client protocol). Both are published to as their SSE twins are (nchan's POST, the Mercure
+// POST). The load generator (loadgen.ts) speaks RFC 6455 over the same raw sockets and feeds the
+// same counters. The fan-out, latency, overload, idle and publish scenarios run over it
+// unchanged; the slow-reader and storm scenarios are SSE only (Last-Event-ID resume, reads of a
+// few bytes through preconnected sockets) and skip WebSocket peers, whose figures stay '—'.
 import { spawnSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { type ClientStats, type Clients, monotonicMicros, payload, startClients } from './clients.js';
-import { PEERS, type Peer, type PeerName, startPeer } from './peers.js';
+import { PEERS, type Peer, type PeerName, startPeer, wireOf } from './peers.js';
 import type { Figures } from './figures.js';
 import { chart } from './svg.js';
 
@@ -94,11 +99,19 @@ async function withClients<T>(processes: number, run: (clients: Clients) => Prom
 }
 
 const children = (n: number) => Math.max(1, Math.ceil(n / PER_CHILD));
-const target = (peer: Peer) => ({ host: peer.host, port: peer.port, path: peer.subscribePath, wire: peer.wire });
+const target = (peer: Peer) => ({ host: peer.host, port: peer.port, path: peer.subscribePath, wire: peer.wire, ...(peer.channel === undefined ? {} : { channel: peer.channel }) });
+/** Opens the SUBSCRIBERS connections of a scenario, and logs how long that took (a WebSocket: until subscribed). */
+async function connectAll(clients: Clients, peer: Peer): Promise<void> {
+  const start = performance.now();
+  await clients.connect(target(peer), SUBSCRIBERS);
+  log(`${peer.name}: ${SUBSCRIBERS.toLocaleString('en-US')} ${peer.wire === 'websocket' ? 'WebSocket' : 'SSE'} subscribers connected in ${Math.round(performance.now() - start)} ms`);
+}
+/** Scenarios that need SSE (Last-Event-ID resume; slow readers on preconnected sockets): skipped for WebSocket peers. */
+const SSE_ONLY: readonly Scenario[] = ['slow', 'storm'];
 
 async function fanout(peer: Peer, f: Figures): Promise<void> {
   await withClients(children(SUBSCRIBERS), async (clients) => {
-    await clients.connect(target(peer), SUBSCRIBERS);
+    await connectAll(clients, peer);
     // One warm-up update (JIT, buffers), not counted.
     await peer.publish(payload(1));
     await clients.waitFor(1, 60_000);
@@ -129,7 +142,7 @@ async function fanout(peer: Peer, f: Figures): Promise<void> {
 
 async function latency(peer: Peer, f: Figures): Promise<void> {
   await withClients(children(SUBSCRIBERS), async (clients) => {
-    await clients.connect(target(peer), SUBSCRIBERS);
+    await connectAll(clients, peer);
     await peer.publish(payload(1));
     await clients.waitFor(1, 60_000);
     clients.resetLatency();
@@ -147,7 +160,7 @@ async function latency(peer: Peer, f: Figures): Promise<void> {
 /** More updates per second than any peer can deliver, on schedule: what each delivers at saturation, and how late. */
 async function overload(peer: Peer, f: Figures): Promise<void> {
   await withClients(children(SUBSCRIBERS), async (clients) => {
-    await clients.connect(target(peer), SUBSCRIBERS);
+    await connectAll(clients, peer);
     await peer.publish(payload(1));
     await clients.waitFor(1, 60_000);
     clients.resetLatency();
@@ -228,7 +241,7 @@ async function idle(peer: Peer, f: Figures): Promise<void> {
 
 async function storm(peer: Peer, f: Figures): Promise<void> {
   await withClients(children(SUBSCRIBERS), async (clients) => {
-    await clients.connect(target(peer), SUBSCRIBERS);
+    await connectAll(clients, peer);
     await publishSequence(peer, 1, 5);
     await clients.waitFor(5, 60_000);
     await clients.disconnectAll();
@@ -267,6 +280,10 @@ async function main(): Promise<void> {
     const f: Figures = { errors: [] };
     results.set(name, f);
     for (const scenario of scenarios) {
+      if (wireOf(name) === 'websocket' && SSE_ONLY.includes(scenario)) {
+        log(`${name}: ${scenario} skipped (SSE only)`);
+        continue;
+      }
       log(`${name}: ${scenario}`);
       let peer: Peer | undefined;
       try {
@@ -308,12 +325,18 @@ function machine(): string {
   return `${cpus().length} cores (${model}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node.js ${process.version}, ${nginx.trim().replace('nginx version: ', '')}`;
 }
 
+/** The results of the peers whose subscribers speak `wire`. */
+const onWire = (results: Map<PeerName, Figures>, wire: 'sse' | 'websocket') => new Map([...results].filter(([name]) => wireOf(name) === wire));
+
 function render(results: Map<PeerName, Figures>): string {
   const base = results.get('nchan');
-  const table = (header: string[], row: (name: PeerName, f: Figures) => string[]): string[] => [
+  const wsBase = results.get('nchan-ws');
+  const sse = onWire(results, 'sse');
+  const websocket = onWire(results, 'websocket');
+  const table = (header: string[], row: (name: PeerName, f: Figures) => string[], rows: Map<PeerName, Figures> = results): string[] => [
     `| ${header.join(' | ')} |`,
     `|${' --- |'.repeat(header.length)}`,
-    ...[...results].map(([name, f]) => `| ${[name, ...row(name, f)].join(' | ')} |`),
+    ...[...rows].map(([name, f]) => `| ${[name, ...row(name, f)].join(' | ')} |`),
   ];
   const triple = (a: number | undefined, b: number | undefined, c: number | undefined) => `${a ?? '—'}/${b ?? '—'}/${c ?? '—'}`;
   const share = (v: number | undefined) => (v === undefined ? '—' : `${Math.round(v * 100)} %`);
@@ -326,6 +349,7 @@ function render(results: Map<PeerName, Figures>): string {
   const slowReaders = table(
     ['peer', 'CPU µs/event', 'vs its burst', 'deliveries/s to the others', 'others p50 ms', 'others p99 ms', 'all had all, ms', 'lost/dup/reord'],
     (_, f) => [fmt(f.slowCpuPerEvent, 2), ratio(f.slowCpuPerEvent, f.cpuPerEvent), fmt(f.slowDeliveriesPerSecond), fmt(f.slowP50, 1), fmt(f.slowP99, 1), fmt(f.slowAllMs), triple(f.slowLost, f.slowDuplicated, f.slowReordered)],
+    sse,
   );
   const other = table(['peer', 'RSS/idle conn', 'storm ms', 'storm lost/dup', 'publishes/s'], (_, f) => [kib(f.rssPerConnection), fmt(f.stormMs), `${f.stormLost ?? '—'}/${f.stormDuplicated ?? '—'}`, fmt(f.publishPerSecond)]);
   const ratios = table(
@@ -336,13 +360,22 @@ function render(results: Map<PeerName, Figures>): string {
       ratio(f.slowCpuPerEvent, base?.slowCpuPerEvent), ratio(f.slowP99, base?.slowP99),
       ratio(f.rssPerConnection, base?.rssPerConnection), ratio(f.stormMs, base?.stormMs), ratio(f.publishPerSecond, base?.publishPerSecond),
     ],
+    sse,
+  );
+  const wsRatios = table(
+    ['peer', 'burst CPU/message', 'burst p99', 'steady p99', 'RSS/conn', 'overload deliveries/s', 'overload p99'],
+    (_, f) => [
+      ratio(f.cpuPerEvent, wsBase?.cpuPerEvent), ratio(f.burstP99, wsBase?.burstP99), ratio(f.p99, wsBase?.p99), ratio(f.rssPerConnection, wsBase?.rssPerConnection),
+      ratio(f.overloadDeliveriesPerSecond, wsBase?.overloadDeliveriesPerSecond), ratio(f.overloadP99, wsBase?.overloadP99),
+    ],
+    websocket,
   );
   const loadgen = [...results].map(([name, f]) => `${name} ${fmt(f.loadgenPerEvent, 2)} µs`).join(', ');
   const errors = [...results].flatMap(([name, f]) => f.errors.map((e) => `- ${name}: ${e}`));
   const slowCount = Math.round(SUBSCRIBERS * SLOW_SHARE);
   return [
     `Machine: ${machine()}. Servers pinned to core 1, load generator to core 0.`,
-    `Subscribers ${SUBSCRIBERS.toLocaleString('en-US')}; updates of 64 bytes. Burst: ${FANOUT_UPDATES} updates one after the other, latency from the burst's start. Overload: ${OVERLOAD_RATE}/s for ${OVERLOAD_SECONDS} s, on schedule. Steady: ${LATENCY_RATE}/s for ${LATENCY_SECONDS} s, on schedule. Slow readers: the burst with ${slowCount.toLocaleString('en-US')} of the subscribers reading ${SLOW_READ} bytes at a time, ${(SLOW_RATE / 1024).toFixed(0)} KiB/s, through a ${(SLOW_RECEIVE_BUFFER / 1024).toFixed(0)} KiB receive buffer. Idle: ${IDLE.toLocaleString('en-US')} connections. Storm: ${STORM_MISSED} missed updates.`,
+    `Subscribers ${SUBSCRIBERS.toLocaleString('en-US')}${websocket.size > 0 ? ` (SSE, or WebSocket for ${[...websocket.keys()].join(' and ')}, which run neither the slow readers nor the storm)` : ''}; updates of 64 bytes. Burst: ${FANOUT_UPDATES} updates one after the other, latency from the burst's start. Overload: ${OVERLOAD_RATE}/s for ${OVERLOAD_SECONDS} s, on schedule. Steady: ${LATENCY_RATE}/s for ${LATENCY_SECONDS} s, on schedule. Slow readers: the burst with ${slowCount.toLocaleString('en-US')} of the subscribers reading ${SLOW_READ} bytes at a time, ${(SLOW_RATE / 1024).toFixed(0)} KiB/s, through a ${(SLOW_RECEIVE_BUFFER / 1024).toFixed(0)} KiB receive buffer. Idle: ${IDLE.toLocaleString('en-US')} connections. Storm: ${STORM_MISSED} missed updates.`,
     '',
     'Bursts and overload (CPU per delivered event and deliveries per second of the burst; latency from the burst\'s start, or from each update\'s slot in the schedule):',
     '',
@@ -360,10 +393,11 @@ function render(results: Map<PeerName, Figures>): string {
     '',
     ...other,
     '',
-    'Ratios to nchan (lower is better but for rates):',
+    'SSE, ratios to nchan (lower is better but for rates):',
     '',
     ...ratios,
     '',
+    ...(websocket.size > 0 ? ['WebSocket, ratios to nchan-ws (lower is better but for rates):', '', ...wsRatios, ''] : []),
     `Load generator CPU per received event in the fan-out run: ${loadgen}.`,
     ...(errors.length > 0 ? ['', 'Failures:', ...errors] : []),
   ].join('\n');
@@ -379,7 +413,8 @@ function write(report: string, results: Map<PeerName, Figures>): void {
   const j = doc.indexOf(end);
   if (i === -1 || j === -1) throw new Error(`docs/benchmarks.md has no ${start} … ${end} markers`);
   writeFileSync(docPath, doc.slice(0, i) + section + doc.slice(j + end.length));
-  writeFileSync(new URL('../../docs/img/bench-sse.svg', import.meta.url), chart(results));
+  // The chart is SSE's: its ratios are to nchan (SSE).
+  writeFileSync(new URL('../../docs/img/bench-sse.svg', import.meta.url), chart(onWire(results, 'sse')));
   log('wrote docs/benchmarks.md and docs/img/bench-sse.svg');
 }
 

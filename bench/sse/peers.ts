@@ -9,9 +9,18 @@
 //   ssehub-memory  `node dist/cli.js serve --transport memory` (npm run build first)
 //   ssehub-sqlite  `node dist/cli.js serve --transport sqlite:<tmp>/hub.db`
 //
-// Every peer keeps the last 1,000 updates for Last-Event-ID, sends a heartbeat comment every
-// 15 s, has no connection limit below 20,000 and logs nothing per connection. CPU and memory are
-// read from /proc for the processes that do the work (nginx: the worker, not the master).
+// and the WebSocket peers (wire 'websocket'), published to the same way as their SSE twins:
+//
+//   nchan-ws       the same nginx and configuration; subscribers on /ws/bench, a location with
+//                  `nchan_subscriber websocket` (the data of each update as a text message)
+//   ssehub-ws      the memory-transport hub; subscribers on /connection/websocket, the Centrifugo
+//                  client protocol (anonymous connect, subscribe to channel "bench")
+//
+// Every peer keeps the last 1,000 updates for Last-Event-ID, has no connection limit below 20,000
+// and logs nothing per connection; the SSE peers send a heartbeat comment every 15 s, the
+// WebSocket peers a ping every 25 s (the hub's default; nchan-ws a ping frame, the hub `{}`).
+// CPU and memory are read from /proc for the processes that do the work (nginx: the worker, not
+// the master).
 // Every process started here is killed when this process exits, even on failure.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,18 +32,25 @@ import { onProcessExit } from '../../test/helpers/exit-hook.js';
 import { freePort } from '../../test/helpers/ports.js';
 import type { Wire } from './clients.js';
 
-export type PeerName = 'nchan' | 'better-sse' | 'bare' | 'ssehub-memory' | 'ssehub-sqlite';
+export type PeerName = 'nchan' | 'better-sse' | 'bare' | 'ssehub-memory' | 'ssehub-sqlite' | 'nchan-ws' | 'ssehub-ws';
 
-export const PEERS: PeerName[] = ['nchan', 'better-sse', 'bare', 'ssehub-memory', 'ssehub-sqlite'];
+export const PEERS: PeerName[] = ['nchan', 'better-sse', 'bare', 'ssehub-memory', 'ssehub-sqlite', 'nchan-ws', 'ssehub-ws'];
+
+/** How the subscribers of peer `name` speak to it. */
+export function wireOf(name: PeerName): Wire {
+  return name === 'nchan-ws' || name === 'ssehub-ws' ? 'websocket' : 'sse';
+}
 
 export interface Peer {
   name: PeerName;
-  /** How its subscribers speak to it (every peer here serves SSE; 'websocket' is the hook for the WebSocket comparison). */
+  /** How its subscribers speak to it: SSE, or WebSocket (nchan-ws, ssehub-ws). */
   wire: Wire;
+  /** WebSocket: the Centrifugo channel its subscribers subscribe to after the upgrade (ssehub-ws); undefined where the path alone subscribes. */
+  channel?: string;
   /** 127.0.0.1 and the listening port. */
   host: string;
   port: number;
-  /** GET path of the SSE stream of topic "bench". */
+  /** GET path of the SSE stream of topic "bench" (WebSocket: of the upgrade). */
   subscribePath: string;
   /** Publishes one update (data = payload) to topic "bench" and resolves when the server answered 2xx (rejects otherwise). Keep-alive connection(s). */
   publish(data: string): Promise<void>;
@@ -201,6 +217,8 @@ interface Launch {
   /** Extra text for failure messages (e.g. nginx's error log). */
   extraLog?: () => string;
   subscribePath: string;
+  /** The channel of a Centrifugo subscriber (see Peer.channel). */
+  channel?: string;
   publishPath: string;
   /** Headers and body of the publish request for `data`. */
   publishRequest: (data: string) => { headers: Record<string, string>; body: string };
@@ -314,7 +332,8 @@ async function launch(spec: Launch, core: number): Promise<Peer> {
 
   return {
     name: spec.name,
-    wire: 'sse',
+    wire: wireOf(spec.name),
+    ...(spec.channel === undefined ? {} : { channel: spec.channel }),
     host: HOST,
     port: spec.port,
     subscribePath: spec.subscribePath,
@@ -373,6 +392,15 @@ http {
             nchan_eventsource_ping_comment "";
         }
 
+        # The WebSocket subscribers of the nchan-ws peer: the same channel, a ping every 25 s
+        # (the hub's interval; nchan's default is none).
+        location = /ws/bench {
+            nchan_subscriber websocket;
+            nchan_channel_id bench;
+            nchan_subscriber_first_message newest;
+            nchan_websocket_ping_interval 25;
+        }
+
         location = /pub/bench {
             nchan_publisher;
             nchan_channel_id bench;
@@ -389,7 +417,7 @@ http {
 `;
 }
 
-async function startNchan(core: number): Promise<Peer> {
+async function startNchan(name: 'nchan' | 'nchan-ws', core: number): Promise<Peer> {
   if (!existsSync(NGINX_BINARY) || !existsSync(NCHAN_MODULE)) {
     throw new Error(`nchan needs ${NGINX_BINARY} and ${NCHAN_MODULE} (bench/setup.sh installs the Debian packages nginx and libnginx-mod-nchan)`);
   }
@@ -400,7 +428,7 @@ async function startNchan(core: number): Promise<Peer> {
   writeFileSync(conf, nchanConfig(dir, port));
   return launch(
     {
-      name: 'nchan',
+      name,
       command: NGINX_BINARY,
       args: ['-p', dir, '-c', conf, '-e', errorLog],
       dir,
@@ -409,7 +437,7 @@ async function startNchan(core: number): Promise<Peer> {
       readyStatus: (status) => status === 200,
       workers: childrenOf,
       extraLog: () => (existsSync(errorLog) ? `--- error.log\n${readFileSync(errorLog, 'utf8')}` : ''),
-      subscribePath: '/sub/bench',
+      subscribePath: name === 'nchan' ? '/sub/bench' : '/ws/bench',
       publishPath: '/pub/bench',
       publishRequest: (data) => ({ headers: { 'Content-Type': 'text/plain' }, body: data }),
     },
@@ -438,11 +466,11 @@ async function startNode(name: 'bare' | 'better-sse', core: number): Promise<Pee
   );
 }
 
-async function startHub(name: 'ssehub-memory' | 'ssehub-sqlite', core: number): Promise<Peer> {
+async function startHub(name: 'ssehub-memory' | 'ssehub-sqlite' | 'ssehub-ws', core: number): Promise<Peer> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), `ssehub-bench-${name}-`));
-  const transport = name === 'ssehub-memory' ? 'memory' : `sqlite:${join(dir, 'hub.db')}`;
+  const transport = name === 'ssehub-sqlite' ? `sqlite:${join(dir, 'hub.db')}` : 'memory';
   const authorization = `Bearer ${await signToken(HUB_KEY, { publish: ['*'] })}`;
   return launch(
     {
@@ -469,7 +497,7 @@ async function startHub(name: 'ssehub-memory' | 'ssehub-sqlite', core: number): 
       readyPath: '/readyz',
       readyStatus: (status) => status === 200,
       workers: (pid) => [pid],
-      subscribePath: '/.well-known/mercure?topic=bench',
+      ...(name === 'ssehub-ws' ? { subscribePath: '/connection/websocket', channel: 'bench' } : { subscribePath: '/.well-known/mercure?topic=bench' }),
       publishPath: '/.well-known/mercure',
       publishRequest: (data) => ({
         headers: { 'Content-Type': 'application/x-www-form-urlencoded', Authorization: authorization },
@@ -485,12 +513,14 @@ export function startPeer(name: PeerName, options: { core?: number } = {}): Prom
   const core = options.core ?? 1;
   switch (name) {
     case 'nchan':
-      return startNchan(core);
+    case 'nchan-ws':
+      return startNchan(name, core);
     case 'bare':
     case 'better-sse':
       return startNode(name, core);
     case 'ssehub-memory':
     case 'ssehub-sqlite':
+    case 'ssehub-ws':
       return startHub(name, core);
     default:
       throw new Error(`unknown peer "${String(name)}"; known: ${PEERS.join(', ')}`);
