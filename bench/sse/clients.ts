@@ -37,6 +37,7 @@ export interface ClientStats {
   lost: number; duplicated: number; reordered: number;
   resumes: number;                       // reopenings with Last-Event-ID by churn() or, with resume: true, after the server ended a stream
   serverCloses: number;                  // streams the server ended while open
+  retries: number; retryReasons: string[]; // with retryMs: openings that failed and were tried again, and the first reasons
   churning: number;                      // connections closed by churn() (or by the server, in resume mode) and not open again yet
   late: string[];                        // the first deliveries later than 5 s (a few per child), each with its connection's story
   latency: { count: number; p50: number; p99: number; max: number; over1s: number; over10s: number };   // µs, since last resetLatency(); over*: deliveries later than that
@@ -130,6 +131,7 @@ export interface ChildStats {
   op: 'stats'; req: number;
   connections: number; failed: number; events: number; lost: number; duplicated: number; reordered: number;
   resumes: number; serverCloses: number; churning: number;
+  retries: number; retryReasons: string[];
   late: string[];
   histogram: number[]; latencyCount: number; latencyMax: number;
   cpu: { user: number; system: number };
@@ -207,7 +209,7 @@ exec { $command[0] } @command or die "exec: $!";
 /** Sockets a child connects before it starts (see PRECONNECT): how many, where, and their receive buffer. */
 export interface Preconnected { host: string; port: number; count: number; receiveBuffer: number }
 
-function spawnChild(core: number, batchMs: number, resume: boolean, preconnected?: Preconnected): Promise<Child> {
+function spawnChild(core: number, batchMs: number, resume: boolean, retryMs: number, preconnected?: Preconnected): Promise<Child> {
   const file = fileURLToPath(new URL('./loadgen.ts', import.meta.url));
   const root = fileURLToPath(new URL('../../', import.meta.url));
   // LOADGEN_NODE_ARGS adds node flags to the children (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
@@ -217,7 +219,7 @@ function spawnChild(core: number, batchMs: number, resume: boolean, preconnected
   const proc = spawn('taskset', ['-c', String(core), ...command], {
     cwd: root,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, SSEHUB_LOADGEN: '1', SSEHUB_LOADGEN_BATCH_MS: String(batchMs), SSEHUB_LOADGEN_RESUME: resume ? '1' : '0' },
+    env: { ...process.env, SSEHUB_LOADGEN: '1', SSEHUB_LOADGEN_BATCH_MS: String(batchMs), SSEHUB_LOADGEN_RESUME: resume ? '1' : '0', SSEHUB_LOADGEN_RETRY_MS: String(retryMs) },
   });
   live.add(proc);
   const child = new Child(proc);
@@ -260,11 +262,13 @@ function checkFailures(what: string, count: number, replies: ChildReply[]): void
  * batchMs (default 1): after a turn of its event loop that found fewer than 200 sockets readable, a child blocks this long before
  * polling again, so reads come in batches: that costs about a third less CPU per event, and adds up to batchMs to some latencies (0: off).
  * resume (default false): a stream the server ends is reopened with Last-Event-ID after 0–1 s, as an EventSource does, instead of counting as failed.
+ * retryMs (default 0: off): an opening that fails (refused, reset, a non-200 answer) is tried again after a random 0–retryMs, as an
+ * EventSource does after a network error, up to 30 times, within its batch: counted in `retries`, not in `failed`.
  * preconnected: each child starts with its share of `count` sockets already connected to host:port with a small receive buffer
  * (SO_RCVBUF `receiveBuffer`, which Node cannot set): the slow readers' (connect with `slow`). Connect them soon after, before the server's request timeout.
  */
-export async function startClients(options: { processes: number; core?: number; sources?: number; batchMs?: number; resume?: boolean; preconnected?: Preconnected }): Promise<Clients> {
-  const { processes, core = 0, sources = 64, batchMs = 1, resume = false, preconnected } = options;
+export async function startClients(options: { processes: number; core?: number; sources?: number; batchMs?: number; resume?: boolean; retryMs?: number; preconnected?: Preconnected }): Promise<Clients> {
+  const { processes, core = 0, sources = 64, batchMs = 1, resume = false, retryMs = 0, preconnected } = options;
   if (!(processes >= 1) || !(sources >= 1 && sources <= 250)) throw new Error('startClients: processes >= 1 and 1 <= sources <= 250');
   if (!exitHook) {
     exitHook = true;
@@ -274,7 +278,7 @@ export async function startClients(options: { processes: number; core?: number; 
   }
   const perProcess = (k: number): Preconnected | undefined =>
     preconnected === undefined ? undefined : { ...preconnected, count: Math.floor(preconnected.count / processes) + (k < preconnected.count % processes ? 1 : 0) };
-  const started = await Promise.allSettled(Array.from({ length: processes }, (_, k) => spawnChild(core, batchMs, resume, perProcess(k))));
+  const started = await Promise.allSettled(Array.from({ length: processes }, (_, k) => spawnChild(core, batchMs, resume, retryMs, perProcess(k))));
   const children = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   const failure = started.find((s) => s.status === 'rejected');
   if (failure !== undefined) {
@@ -358,7 +362,7 @@ export async function startClients(options: { processes: number; core?: number; 
     async stats() {
       const replies = await all<ChildStats>({ op: 'stats' });
       const histogram = new Array<number>(HISTOGRAM_BUCKETS).fill(0);
-      const sum = (key: 'connections' | 'failed' | 'events' | 'lost' | 'duplicated' | 'reordered' | 'resumes' | 'serverCloses' | 'churning' | 'latencyCount'): number =>
+      const sum = (key: 'connections' | 'failed' | 'events' | 'lost' | 'duplicated' | 'reordered' | 'resumes' | 'serverCloses' | 'churning' | 'retries' | 'latencyCount'): number =>
         replies.reduce((n, r) => n + r[key], 0);
       for (const r of replies) r.histogram.forEach((v, i) => (histogram[i]! += v));
       const count = sum('latencyCount');
@@ -372,6 +376,8 @@ export async function startClients(options: { processes: number; core?: number; 
         reordered: sum('reordered'),
         resumes: sum('resumes'),
         serverCloses: sum('serverCloses'),
+        retries: sum('retries'),
+        retryReasons: [...new Set(replies.flatMap((r) => r.retryReasons))],
         churning: sum('churning'),
         late: replies.flatMap((r) => r.late),
         latency: {

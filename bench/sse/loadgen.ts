@@ -59,6 +59,9 @@ const MAX_LATE_NOTES = 10;
 /** Process-wide counters; every connection adds to them, so stats() is O(1) apart from the histogram. */
 export class Counters {
   events = 0;
+  /** Openings that failed and were tried again (retry mode), and why the first few failed. */
+  retries = 0;
+  retryReasons: string[] = [];
   lost = 0;
   duplicated = 0;
   reordered = 0;
@@ -117,6 +120,8 @@ export class Connection {
   missing: number[] | null = null;
   /** Opened outside a connect/reconnect batch (churn, resume): its outcome settles no batch. */
   solo = false;
+  /** Failed openings tried again since it last opened (retry mode). */
+  retries = 0;
   /** Times it got a 200 head, when the last did (performance.now() ms), and why it was (re)opened. */
   opens = 0;
   openedAt = 0;
@@ -898,6 +903,9 @@ function main(): void {
   // Last-Event-ID after a random 0–1 s, as an EventSource does (the hub's --write-timeout ends
   // every stream after a while; a soak outlives it).
   const resumeMode = process.env.SSEHUB_LOADGEN_RESUME === '1';
+  // Retry mode (SSEHUB_LOADGEN_RETRY_MS=N): see fail().
+  const retryMs = Number(process.env.SSEHUB_LOADGEN_RETRY_MS ?? 0);
+  const MAX_RETRIES = 30;
 
   const fail = (c: Connection, reason: string): void => {
     const wasOpen = c.state === OPEN;
@@ -909,6 +917,18 @@ function main(): void {
     if (wasOpen) {
       counters.open--;
       if (counters.target !== 0 && c.lastSeq < counters.target && --counters.behind === 0) counters.onCaughtUp?.();
+    }
+    // Retry mode: an opening that failed is tried again after a random delay, as an EventSource
+    // does after a network error, still within its batch; counted, never as failed.
+    if (wasConnecting && retryMs > 0 && c.retries < MAX_RETRIES && c.slow === null) {
+      c.retries++;
+      counters.retries++;
+      if (counters.retryReasons.length < 5 && !counters.retryReasons.includes(reason)) counters.retryReasons.push(reason);
+      const g = generation;
+      setTimeout(() => {
+        if (g === generation && c.state === IDLE) open(c);
+      }, Math.random() * retryMs);
+      return;
     }
     if (wasConnecting) settled(c);
     if (wasOpen && reason === SERVER_CLOSED) {
@@ -997,6 +1017,7 @@ function main(): void {
         if (r !== null) {
           if (r === 'open') {
             socket.setTimeout(0);
+            c.retries = 0;
             settled(c);
           } else fail(c, r.slice(5));
         }
@@ -1076,6 +1097,8 @@ function main(): void {
       duplicated: counters.duplicated,
       reordered: counters.reordered,
       resumes: counters.resumes,
+      retries: counters.retries,
+      retryReasons: counters.retryReasons.slice(),
       serverCloses: counters.serverCloses,
       churning: counters.churning,
       late: counters.late.slice(),
