@@ -92,6 +92,34 @@ describe('presence', () => {
     await presence.close();
   });
 
+  it('writes again, on the next heartbeat, the changes of a batch the store did not answer: no ghost, each event once', async () => {
+    class FailingStore extends SteeredStore {
+      failures = 0;
+      override async remove(subscriber: string, topics?: readonly string[]): Promise<void> {
+        if (this.failures > 0) {
+          this.failures--;
+          throw new Error('no answer within 1000 ms');
+        }
+        return super.remove(subscriber, topics);
+      }
+    }
+    const store = new FailingStore();
+    const { presence, events } = presenceOn(store);
+    await presence.start();
+    await presence.joined('s1', ['t1'], info);
+    await presence.joined('s2', ['t1'], info);
+    store.failures = 1;
+    await presence.left('s1', 'client-closed');
+    // The remove failed: s1 is still in the store, and its leave was not told yet.
+    assert.equal((await store.list({ subscriber: 's1' })).length, 1);
+    assert.ok(!events.some((e) => e.type === 'subscriber.disconnected'));
+    await until(() => events.some((e) => e.type === 'subscriber.disconnected'), 's1 written again and told');
+    assert.deepEqual(await store.list({ subscriber: 's1' }), []);
+    assert.equal((await store.list({ subscriber: 's2' })).length, 1);
+    assert.deepEqual(types(events), ['subscriber.connected s1', 'topic.occupied t1', 'subscriber.connected s2', 'subscriber.disconnected s1']);
+    await presence.close();
+  });
+
   it('looks at topics waiting to be vacated when it closes, instead of leaving them occupied', async () => {
     const store = new SteeredStore();
     const presence = new Presence(store, { node: 'node-a', ttl: 300, vacateDelay: 60_000, log });

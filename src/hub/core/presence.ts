@@ -193,7 +193,19 @@ export class Presence extends EventEmitter<PresenceEvents> {
     const changes = this.#changes;
     this.#changes = [];
     this.#batch = undefined;
-    for (let i = 0; i < changes.length; i += BATCH) await this.#writeBatch(changes.slice(i, i + BATCH));
+    for (let i = 0; i < changes.length; i += BATCH) {
+      try {
+        await this.#writeBatch(changes.slice(i, i + BATCH));
+      } catch (error) {
+        // The store did not answer (overloaded, unreachable): the changes not written are kept, in
+        // order before any that came since, and written with the next change or heartbeat. Every
+        // write is idempotent (entries by subscriber and topic, occupancy by compare-and-set) and
+        // nothing of a batch is told before all of it is in, so writing one again is safe; dropping
+        // it would leave the entries of subscribers long gone (ghosts) for the life of this node.
+        this.#changes = [...changes.slice(i), ...this.#changes];
+        throw error;
+      }
+    }
   }
 
   async #writeBatch(changes: Change[]): Promise<void> {
@@ -269,6 +281,8 @@ export class Presence extends EventEmitter<PresenceEvents> {
         }
       }
       await this.#handleLost(lost);
+      // Changes a failed write kept, with no write scheduled since.
+      if (this.#changes.length > 0) this.#batch ??= this.#enqueue(() => this.#write());
     });
   }
 
