@@ -12,6 +12,7 @@ export interface Figures {
   burstP50?: number; // ms from the start of the fan-out burst to each delivery
   burstP99?: number;
   burstMax?: number;
+  steadyCpuPerEvent?: number; // µs of server CPU per delivered event at the steady rate (one event per write)
   p50?: number; // ms
   p99?: number;
   max?: number;

@@ -101,7 +101,7 @@ export function newNodeId(): string {
 }
 
 /** Joins and leaves written by one store call at most (a script call for thousands of entries holds Redis up for a while). */
-const BATCH = 2000;
+const BATCH = 500;
 
 /** A join or a leave waiting for its batch. */
 type Change =
@@ -124,6 +124,8 @@ export class Presence extends EventEmitter<PresenceEvents> {
   /** Joins and leaves not yet written, in order, and the promise of the batch that will write them. */
   #changes: Change[] = [];
   #batch: Promise<void> | undefined;
+  /** After a write the store did not answer, the next is left to the heartbeat (not every change: that would hammer a store already behind). */
+  #backingOff = false;
   /** Store writes in order (an add is in before its remove), and failures logged, never thrown. */
   #queue: Promise<unknown> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
@@ -180,6 +182,7 @@ export class Presence extends EventEmitter<PresenceEvents> {
   /** Adds a join or a leave to the next batch, which is written once the store is done with the one before. */
   #change(change: Change): Promise<void> {
     this.#changes.push(change);
+    if (this.#backingOff) return this.#batch ?? Promise.resolve();
     this.#batch ??= this.#enqueue(() => this.#write());
     return this.#batch;
   }
@@ -198,11 +201,12 @@ export class Presence extends EventEmitter<PresenceEvents> {
         await this.#writeBatch(changes.slice(i, i + BATCH));
       } catch (error) {
         // The store did not answer (overloaded, unreachable): the changes not written are kept, in
-        // order before any that came since, and written with the next change or heartbeat. Every
+        // order before any that came since, and written again at the next heartbeat. Every
         // write is idempotent (entries by subscriber and topic, occupancy by compare-and-set) and
         // nothing of a batch is told before all of it is in, so writing one again is safe; dropping
         // it would leave the entries of subscribers long gone (ghosts) for the life of this node.
         this.#changes = [...changes.slice(i), ...this.#changes];
+        this.#backingOff = true;
         throw error;
       }
     }
@@ -282,6 +286,7 @@ export class Presence extends EventEmitter<PresenceEvents> {
       }
       await this.#handleLost(lost);
       // Changes a failed write kept, with no write scheduled since.
+      this.#backingOff = false;
       if (this.#changes.length > 0) this.#batch ??= this.#enqueue(() => this.#write());
     });
   }
