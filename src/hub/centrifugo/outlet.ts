@@ -47,9 +47,40 @@ export class ClientStream extends Stream implements Outlet {
 }
 
 /**
+ * Server text frames (RFC 6455 §5.2: FIN, opcode 1, no mask) by the bytes they carry. A fan-out
+ * hands every subscriber of a batch the same bytes, so the frame is made once and written whole
+ * to each socket (one write, as SSE's chunk-framed bytes are), instead of a header and the payload
+ * corked per socket by the `ws` library. Keyed weakly: a frame lives as long as its bytes.
+ */
+const frames = new WeakMap<Uint8Array, Buffer>();
+
+/** The text frame of `chunk`, without its last byte when that is a newline (the SDKs split messages on newlines). */
+export function textFrame(chunk: Uint8Array): Buffer {
+  let frame = frames.get(chunk);
+  if (frame !== undefined) return frame;
+  const length = chunk.byteLength > 0 && chunk[chunk.byteLength - 1] === 0x0a ? chunk.byteLength - 1 : chunk.byteLength;
+  const head = length < 126 ? 2 : length < 65_536 ? 4 : 10;
+  frame = Buffer.allocUnsafe(head + length);
+  frame[0] = 0x81;
+  if (head === 2) frame[1] = length;
+  else if (head === 4) {
+    frame[1] = 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeBigUInt64BE(BigInt(length), 2);
+  }
+  frame.set(chunk.subarray(0, length), head);
+  frames.set(chunk, frame);
+  return frame;
+}
+
+/**
  * A WebSocket as a sink: each write is one text message (lines, without the last line's newline:
- * the SDKs split messages on newlines); backpressure is the socket's. The Stream's first write (an
- * SSE comment) is dropped. Ending sends a close frame with the disconnect advice.
+ * the SDKs split messages on newlines), written as a whole frame straight to the socket (see
+ * textFrame; `ws` keeps the reading side, control frames and the close); backpressure is the
+ * socket's. The Stream's first write (an SSE comment) is dropped. Ending sends a close frame with
+ * the disconnect advice.
  */
 export class WebSocketSink implements Sink {
   ondrain: (() => void) | null = null;
@@ -78,9 +109,9 @@ export class WebSocketSink implements Sink {
       return true;
     }
     if (this.#ws.readyState !== this.#ws.OPEN) return false;
-    const last = chunk.byteLength - 1;
-    const message = chunk[last] === 0x0a ? Buffer.from(chunk.buffer, chunk.byteOffset, last) : chunk;
-    this.#ws.send(message, { binary: false, compress: false });
+    // Without permessage-deflate (refused at the handshake) `ws` writes every frame as it is
+    // asked, never queueing, so a whole frame written here never lands inside one of its own.
+    this.#socket.write(textFrame(chunk));
     return !this.#socket.writableNeedDrain;
   }
 
