@@ -16,8 +16,9 @@ export type RedisClient = Redis | Cluster;
  * Sentinel fails the start with a clear message; afterwards the Sentinels are asked again and
  * again, like a lost server is reconnected to.
  */
-export function createClient(settings: RedisSettings, name: string, extra: RedisOptions, started: () => boolean): RedisClient {
-  const options: RedisOptions = { ...settings.connection, connectionName: name, ...extra };
+export function createClient(settings: RedisSettings, name: string, extra: RedisOptions & { patient?: boolean }, started: () => boolean): RedisClient {
+  const { patient = false, ...rest } = extra;
+  const options: RedisOptions = { ...settings.connection, connectionName: name, ...rest };
   if (settings.mode === 'cluster') {
     return new Cluster(settings.nodes, {
       redisOptions: options,
@@ -40,9 +41,64 @@ export function createClient(settings: RedisSettings, name: string, extra: Redis
     sentinelClients.set(settings, made);
     made.add(client);
     client.on('end', () => made.delete(client));
-    return client;
+    return patient ? withPatientTimeouts(client, options) : client;
   }
-  return new Redis(options);
+  const client = new Redis(options);
+  return patient ? withPatientTimeouts(client, options) : client;
+}
+
+/**
+ * `options`' command and socket timeouts, kept by this connection instead of ioredis, so that an
+ * answer already there counts. ioredis' are plain timers: after a long turn of the event loop (a
+ * process starved by a reconnect storm), they fire before the loop reads the socket, and a
+ * command answered in microseconds fails as timed out, or the connection is dropped as silent.
+ * Here a timer that fires waits for the next look at the socket (`setImmediate` runs after the
+ * loop's poll for I/O) before it gives up: a command still unanswered is rejected ("Command timed
+ * out", as ioredis words it); a connection that has sent nothing at all since a command went out,
+ * for the socket timeout, is destroyed (and reconnected by ioredis), as ioredis' socket timeout does.
+ */
+function withPatientTimeouts(client: Redis, options: RedisOptions): Redis {
+  const commandMs = options.commandTimeout ?? 0;
+  const socketMs = options.socketTimeout ?? 0;
+  // ioredis must not keep its own.
+  client.options.commandTimeout = undefined;
+  client.options.socketTimeout = undefined;
+  let heard = 0;
+  const listen = (): void => {
+    client.stream?.on('data', () => {
+      heard = performance.now();
+    });
+  };
+  client.on('connect', listen);
+  const send = client.sendCommand.bind(client);
+  client.sendCommand = (command, stream) => {
+    const sent = performance.now();
+    const later = (ms: number, check: () => void): NodeJS.Timeout => setTimeout(() => setImmediate(check), ms);
+    let timedOut = false;
+    // The handshake's own commands (before ready) are bounded by the socket timeout alone, whose error names a silent server.
+    const commandTimer = commandMs > 0 && client.status === 'ready'
+      ? later(commandMs, () => {
+          if (command.isSettled) return;
+          timedOut = true;
+          command.reject(new Error('Command timed out'));
+        })
+      : undefined;
+    const socketTimer = socketMs > 0
+      ? later(socketMs, () => {
+          if (heard < sent && client.stream !== undefined && !client.stream.destroyed) client.stream.destroy(new Error(`Socket timeout. Expecting data, but didn't receive any in ${socketMs}ms.`));
+        })
+      : undefined;
+    if (commandTimer !== undefined || socketTimer !== undefined) {
+      // Answered: neither is needed. Timed out: the socket's still is, to give the connection up if it stays silent.
+      const settled = (): void => {
+        clearTimeout(commandTimer);
+        if (!timedOut) clearTimeout(socketTimer);
+      };
+      command.promise.then(settled, settled);
+    }
+    return send(command, stream);
+  };
+  return client;
 }
 
 /** The Sentinel connections made for each settings object (one transport's), for `watchFailovers`. */

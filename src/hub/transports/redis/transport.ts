@@ -83,12 +83,12 @@ export class RedisTransport implements Transport {
     this.#settings = settings;
     const { timeout } = settings;
     const started = () => this.#started;
-    this.#cmd = createClient(settings, 'ssehub', { commandTimeout: timeout, socketTimeout: timeout * 2 }, started);
+    this.#cmd = createClient(settings, 'ssehub', { commandTimeout: timeout, socketTimeout: timeout * 2, patient: true }, started);
     // No command timeout on the reader (XREAD blocks on purpose); a socket silent for longer than
     // one block plus the timeout is dead.
     this.#reader = createClient(settings, 'ssehub-reader', { socketTimeout: BLOCK_MS + timeout * 2 }, started);
     // The script, then WAIT for up to `timeout`.
-    this.#publisher = settings.replicas === 0 ? this.#cmd : createClient(settings, 'ssehub-publisher', { commandTimeout: timeout * 2, socketTimeout: timeout * 2 }, started);
+    this.#publisher = settings.replicas === 0 ? this.#cmd : createClient(settings, 'ssehub-publisher', { commandTimeout: timeout * 2, socketTimeout: timeout * 2, patient: true }, started);
     if (settings.replicas > 0) this.#replicated = new ReplicatedPublisher(this.#publisher, settings);
     for (const client of new Set([this.#cmd, this.#reader, this.#publisher])) {
       onError(client, (error: Error) => {
