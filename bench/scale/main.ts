@@ -21,7 +21,7 @@
 // Latency is from each update's slot in the schedule to its arrival, over every delivery; the
 // load generator counts every update lost, duplicated or out of order (each subscriber sees one
 // sequence: the first phase's updates, the storm's, then its topic's).
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
@@ -31,7 +31,8 @@ import { Redis } from 'ioredis';
 import { signToken } from '../../src/hub/mercure/token.js';
 import { onProcessExit } from '../../test/helpers/exit-hook.js';
 import { freePort } from '../../test/helpers/ports.js';
-import { type ClientStats, type Clients, MAX_PER_CHILD, monotonicMicros, payload, startClients } from '../sse/clients.js';
+import { type ClientStats, type Clients, MAX_PER_CHILD, onSchedule, payload, startClients } from '../sse/clients.js';
+import { alive, childrenOf, cpuOf, rssOf } from '../sse/peers.js';
 
 const SUBSCRIBERS = Number(process.env.SUBSCRIBERS ?? 120_000);
 const TOPICS = Number(process.env.TOPICS ?? 1000);
@@ -105,48 +106,11 @@ function hubWarnings(): string {
 }
 let stopping = false;
 
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    return !/^[ZX]/.test(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1] ?? 'Z');
-  } catch {
-    return false;
-  }
-}
-
-function rssOf(pids: number[]): number {
-  let bytes = 0;
-  for (const pid of pids) {
-    try {
-      bytes += Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
-    } catch {
-      // gone
-    }
-  }
-  return bytes;
-}
-
-const ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 /** User + system CPU of `pids`, in seconds. */
-function cpuOf(pids: number[]): number {
-  let total = 0;
-  for (const pid of pids) {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-      total += (Number(fields[11]) + Number(fields[12])) / ticks;
-    } catch {
-      // gone
-    }
-  }
-  return total;
-}
+const cpuSeconds = (pids: number[]): number => {
+  const { user, system } = cpuOf(pids);
+  return (user + system) / 1e6;
+};
 
 async function until(check: () => Promise<boolean>, what: string, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
@@ -272,21 +236,6 @@ async function publish(port: number, topic: string, data: string): Promise<void>
   }
 }
 
-/**
- * Publishes `count` updates at `rate` per second, in order, each stamped with its slot in the
- * schedule (see publishOnSchedule in bench/sse/main.ts): update k goes to `topic(k)` with seq `seq(k)`.
- */
-async function publishOnSchedule(port: number, count: number, rate: number, topic: (k: number) => string, seq: (k: number) => number): Promise<void> {
-  const interval = 1000 / rate;
-  const start = performance.now();
-  const t0 = monotonicMicros();
-  for (let k = 0; k < count; k++) {
-    const wait = start + k * interval - performance.now();
-    if (wait > 0) await sleep(wait);
-    await publish(port, topic(k), payload(seq(k), t0 + k * interval * 1000));
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The run
 
@@ -343,8 +292,8 @@ async function run(): Promise<Results> {
   log(`starting ${TRANSPORT} and the hub (--workers ${WORKERS})`);
   const servers = await startServers();
   const { port } = servers;
-  const hubCpu = () => cpuOf(servers.hub());
-  const backendCpu = () => cpuOf([servers.backend]);
+  const hubCpu = () => cpuSeconds(servers.hub());
+  const backendCpu = () => cpuSeconds([servers.backend]);
   await sleep(2000);
   const rssBefore = rssOf(servers.hub());
   const clients: Clients = await startClients({ processes: Math.ceil(SUBSCRIBERS / MAX_PER_CHILD), core: LOADGEN_CORE, retryMs: RETRY_MS });
@@ -376,7 +325,7 @@ async function run(): Promise<Results> {
     log(`1 update/s to all for ${ALL_SECONDS} s`);
     clients.resetLatency();
     let before = await clients.stats();
-    await publishOnSchedule(port, ALL_SECONDS, 1, () => ALL, (k) => k + 1);
+    await onSchedule(ALL_SECONDS, 1, (k, due) => publish(port, ALL, payload(k + 1, due)));
     await clients.waitFor(ALL_SECONDS, 120_000);
     const all = phase(before, await clients.stats(), SUBSCRIBERS * ALL_SECONDS);
     log(`all: p50 ${all.p50.toFixed(0)} ms p99 ${all.p99.toFixed(0)} ms`);
@@ -410,7 +359,7 @@ async function run(): Promise<Results> {
     log(`${SPREAD_RATE} updates/s over ${TOPICS} topics for ${SPREAD_SECONDS} s`);
     clients.resetLatency();
     before = await clients.stats();
-    await publishOnSchedule(port, spreadCount, SPREAD_RATE, (k) => topicOf(k % TOPICS), (k) => ALL_SECONDS + STORM_MISSED + 1 + Math.floor(k / TOPICS));
+    await onSchedule(spreadCount, SPREAD_RATE, (k, due) => publish(port, topicOf(k % TOPICS), payload(ALL_SECONDS + STORM_MISSED + 1 + Math.floor(k / TOPICS), due)));
     const lastSpread = ALL_SECONDS + STORM_MISSED + perTopic;
     await clients.waitFor(lastSpread, 120_000);
     const afterSpread = await clients.stats();

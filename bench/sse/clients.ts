@@ -31,6 +31,24 @@ export function monotonicMicros(): number {
   return Number(process.hrtime.bigint() / 1000n);
 }
 
+/**
+ * Sends `count` updates at `rate` per second, `send(k, due)` for the k-th with `due` its slot in
+ * the schedule (µs of CLOCK_MONOTONIC, for payload()'s t=). In order: each goes out at its slot, or
+ * as soon as the one before was answered if that came later (concurrent publishes would reach the
+ * server in another order than their seqs); a server slow to answer holds its publisher back, and
+ * every update then held back counts the wait in its latency.
+ */
+export async function onSchedule(count: number, rate: number, send: (k: number, due: number) => Promise<void>): Promise<void> {
+  const interval = 1000 / rate;
+  const start = performance.now();
+  const t0 = monotonicMicros();
+  for (let k = 0; k < count; k++) {
+    const wait = start + k * interval - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    await send(k, t0 + k * interval * 1000);
+  }
+}
+
 export interface ClientStats {
   connections: number; failed: number;   // open now / failed to open (non-200, refused, reset) or dropped by the server
   events: number;                        // data events received (all connections)

@@ -23,7 +23,7 @@
 import { spawnSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { type ClientStats, type Clients, monotonicMicros, payload, startClients } from './clients.js';
+import { type ClientStats, type Clients, monotonicMicros, onSchedule, payload, startClients } from './clients.js';
 import { PEERS, type Peer, type PeerName, startPeer, wireOf } from './peers.js';
 import type { Figures } from './figures.js';
 import { chart } from './svg.js';
@@ -71,22 +71,9 @@ async function publishSequence(peer: Peer, from: number, to: number, at?: number
   for (let seq = from; seq <= to; seq++) await peer.publish(payload(seq, at));
 }
 
-/**
- * Publishes `count` updates (seqs `first`…) at `rate` per second, each stamped with its slot in
- * the schedule. In order: each goes out at its slot, or as soon as the one before was answered if
- * that came later (concurrent publishes would reach the server in another order than their
- * seqs); a server slow to answer holds its publisher back, and every update then held back
- * counts the wait in its latency.
- */
-async function publishOnSchedule(peer: Peer, first: number, count: number, rate: number): Promise<void> {
-  const interval = 1000 / rate;
-  const start = performance.now();
-  const t0 = monotonicMicros();
-  for (let k = 0; k < count; k++) {
-    const wait = start + k * interval - performance.now();
-    if (wait > 0) await sleep(wait);
-    await peer.publish(payload(first + k, t0 + k * interval * 1000));
-  }
+/** Publishes `count` updates (seqs `first`…) at `rate` per second, each stamped with its slot in the schedule (see onSchedule). */
+function publishOnSchedule(peer: Peer, first: number, count: number, rate: number): Promise<void> {
+  return onSchedule(count, rate, (k, due) => peer.publish(payload(first + k, due)));
 }
 
 async function withClients<T>(processes: number, run: (clients: Clients) => Promise<T>): Promise<T> {
@@ -106,16 +93,19 @@ async function connectAll(clients: Clients, peer: Peer): Promise<void> {
   await clients.connect(target(peer), SUBSCRIBERS);
   log(`${peer.name}: ${SUBSCRIBERS.toLocaleString('en-US')} ${peer.wire === 'websocket' ? 'WebSocket' : 'SSE'} subscribers connected in ${Math.round(performance.now() - start)} ms`);
 }
+/** Connects SUBSCRIBERS, then one warm-up update (JIT, buffers), received by all and not counted in latency. */
+async function connectWarmed(clients: Clients, peer: Peer): Promise<void> {
+  await connectAll(clients, peer);
+  await peer.publish(payload(1));
+  await clients.waitFor(1, 60_000);
+  clients.resetLatency();
+}
 /** Scenarios that need SSE (Last-Event-ID resume; slow readers on preconnected sockets): skipped for WebSocket peers. */
 const SSE_ONLY: readonly Scenario[] = ['slow', 'storm'];
 
 async function fanout(peer: Peer, f: Figures): Promise<void> {
   await withClients(children(SUBSCRIBERS), async (clients) => {
-    await connectAll(clients, peer);
-    // One warm-up update (JIT, buffers), not counted.
-    await peer.publish(payload(1));
-    await clients.waitFor(1, 60_000);
-    clients.resetLatency();
+    await connectWarmed(clients, peer);
     const before = await clients.stats();
     const cpu0 = peer.cpu();
     const start = performance.now();
@@ -142,10 +132,7 @@ async function fanout(peer: Peer, f: Figures): Promise<void> {
 
 async function latency(peer: Peer, f: Figures): Promise<void> {
   await withClients(children(SUBSCRIBERS), async (clients) => {
-    await connectAll(clients, peer);
-    await peer.publish(payload(1));
-    await clients.waitFor(1, 60_000);
-    clients.resetLatency();
+    await connectWarmed(clients, peer);
     const count = LATENCY_RATE * LATENCY_SECONDS;
     const before = await clients.stats();
     const cpu0 = peer.cpu();
@@ -165,10 +152,7 @@ async function latency(peer: Peer, f: Figures): Promise<void> {
 /** More updates per second than any peer can deliver, on schedule: what each delivers at saturation, and how late. */
 async function overload(peer: Peer, f: Figures): Promise<void> {
   await withClients(children(SUBSCRIBERS), async (clients) => {
-    await connectAll(clients, peer);
-    await peer.publish(payload(1));
-    await clients.waitFor(1, 60_000);
-    clients.resetLatency();
+    await connectWarmed(clients, peer);
     const before = await clients.stats();
     const count = OVERLOAD_RATE * OVERLOAD_SECONDS;
     const start = performance.now();

@@ -109,13 +109,13 @@ function statFields(pid: number): string[] | undefined {
 }
 
 /** Whether `pid` exists and is not a zombie. */
-function alive(pid: number): boolean {
+export function alive(pid: number): boolean {
   const fields = statFields(pid);
   return fields !== undefined && fields[0] !== 'Z' && fields[0] !== 'X';
 }
 
 /** The PIDs of the live children of `pid`. */
-function childrenOf(pid: number): number[] {
+export function childrenOf(pid: number): number[] {
   let found: number[];
   try {
     found = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
@@ -130,7 +130,7 @@ function childrenOf(pid: number): number[] {
   return found.filter(alive);
 }
 
-function cpuOf(pids: number[]): { user: number; system: number } {
+export function cpuOf(pids: number[]): { user: number; system: number } {
   const scale = 1e6 / ticksPerSecond();
   let user = 0;
   let system = 0;
@@ -144,7 +144,7 @@ function cpuOf(pids: number[]): { user: number; system: number } {
   return { user: Math.round(user), system: Math.round(system) };
 }
 
-function rssOf(pids: number[]): number {
+export function rssOf(pids: number[]): number {
   let bytes = 0;
   for (const pid of pids) {
     try {

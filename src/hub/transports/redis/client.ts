@@ -47,6 +47,11 @@ export function createClient(settings: RedisSettings, name: string, extra: Redis
   return patient ? withPatientTimeouts(client, options) : client;
 }
 
+/** Runs `check` after `ms`, once the event loop has looked at its sockets again. */
+function later(ms: number, check: () => void): NodeJS.Timeout {
+  return setTimeout(() => setImmediate(check), ms);
+}
+
 /**
  * `options`' command and socket timeouts, kept by this connection instead of ioredis, so that an
  * answer already there counts. ioredis' are plain timers: after a long turn of the event loop (a
@@ -73,7 +78,6 @@ function withPatientTimeouts(client: Redis, options: RedisOptions): Redis {
   const send = client.sendCommand.bind(client);
   client.sendCommand = (command, stream) => {
     const sent = performance.now();
-    const later = (ms: number, check: () => void): NodeJS.Timeout => setTimeout(() => setImmediate(check), ms);
     let timedOut = false;
     // The handshake's own commands (before ready) are bounded by the socket timeout alone, whose error names a silent server.
     const commandTimer = commandMs > 0 && client.status === 'ready'
