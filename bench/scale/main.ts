@@ -32,7 +32,7 @@ import { signToken } from '../../src/hub/mercure/token.js';
 import { onProcessExit } from '../../test/helpers/exit-hook.js';
 import { freePort } from '../../test/helpers/ports.js';
 import { type ClientStats, type Clients, MAX_PER_CHILD, onSchedule, payload, startClients } from '../sse/clients.js';
-import { alive, childrenOf, cpuOf, rssOf } from '../sse/peers.js';
+import { alive, childrenOf, cpuOf, fdsOf, rssOf } from '../sse/peers.js';
 
 const SUBSCRIBERS = Number(process.env.SUBSCRIBERS ?? 120_000);
 const TOPICS = Number(process.env.TOPICS ?? 1000);
@@ -50,6 +50,8 @@ const KEY = 'bench-secret-key-that-is-at-least-32-characters';
 const ALL = 'https://example.com/scale/all';
 const topicOf = (k: number) => `https://example.com/scale/t/${k}`;
 /** The seeds' node at 120,000 connections: average latency (seed 000) and memory (seed 002). */
+/** Descriptors a process may hold here (the hub's processes inherit the benchmark's limit). */
+const FD_LIMIT = Number(/^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? 0);
 const SEEDS = { latencyMs: 850, memoryBytes: 3.8 * 2 ** 30 };
 
 const args = process.argv.slice(2);
@@ -177,6 +179,23 @@ function tcpOpen(port: number): Promise<boolean> {
   });
 }
 
+/**
+ * The most descriptors each hub process held while `during` ran (sampled every 250 ms), primary
+ * first: a process at its limit (ulimit -n) sheds new connections (libuv accepts and closes them).
+ */
+async function peakFds<T>(pids: () => number[], during: Promise<T>): Promise<{ result: T; peaks: number[] }> {
+  const peaks: number[] = [];
+  const sample = () => pids().forEach((pid, i) => (peaks[i] = Math.max(peaks[i] ?? 0, fdsOf(pid))));
+  const timer = setInterval(sample, 250);
+  try {
+    const result = await during;
+    sample();
+    return { result, peaks };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 /** Presence entries in Redis, over every node (two per subscriber: its topic and the one everyone watches). */
 async function presenceEntries(redis: Redis): Promise<number> {
   let total = 0;
@@ -285,6 +304,9 @@ interface Results {
   connectRetries: number;
   /** Subscribers not open again after the storm (every retry failed). */
   notBack: number;
+  /** The most descriptors each hub process held (primary first) while connecting, and during the storm. */
+  connectFds: number[];
+  stormFds: number[];
 }
 
 async function run(): Promise<Results> {
@@ -303,7 +325,8 @@ async function run(): Promise<Results> {
     let cpu0 = hubCpu();
     let b0 = backendCpu();
     const t0 = performance.now();
-    await clients.connect({ host: '127.0.0.1', port, path: paths[0] as string, paths }, SUBSCRIBERS);
+    const { peaks: connectFds } = await peakFds(servers.hub, clients.connect({ host: '127.0.0.1', port, path: paths[0] as string, paths }, SUBSCRIBERS));
+    log(`most descriptors held while connecting (primary first): ${connectFds.join(', ')}`);
     const connectMs = performance.now() - t0;
     const connectCpu = hubCpu() - cpu0;
     const backendConnect = backendCpu() - b0;
@@ -342,9 +365,15 @@ async function run(): Promise<Results> {
     const s0 = performance.now();
     // Connections still not open after every retry are reported, not fatal: the figures of the others still count.
     let stormFailure: string | undefined;
-    await clients.reconnectAll().catch((error: Error) => (stormFailure = error.message));
-    await clients.waitFor(ALL_SECONDS + STORM_MISSED, 600_000).catch((error: Error) => (stormFailure ??= error.message));
+    const { peaks: stormFds } = await peakFds(
+      servers.hub,
+      (async () => {
+        await clients.reconnectAll().catch((error: Error) => (stormFailure = error.message));
+        await clients.waitFor(ALL_SECONDS + STORM_MISSED, 600_000).catch((error: Error) => (stormFailure ??= error.message));
+      })(),
+    );
     const stormMs = performance.now() - s0;
+    log(`most descriptors held during the storm (primary first): ${stormFds.join(', ')}`);
     await reportRejections(port);
     const afterStorm = await clients.stats();
     const notBack = SUBSCRIBERS - afterStorm.connections;
@@ -367,7 +396,7 @@ async function run(): Promise<Results> {
     log(`spread: p50 ${spread.p50.toFixed(0)} ms p99 ${spread.p99.toFixed(0)} ms`);
 
     return {
-      connectMs, presenceMs, presenceEntries: entries, rssBefore, rssAfter, rssWorkers, all, spread, stormMs, storm,
+      connectMs, presenceMs, presenceEntries: entries, rssBefore, rssAfter, rssWorkers, all, spread, stormMs, storm, connectFds, stormFds,
       cpu: { connect: connectCpu, presence: presenceCpu, storm: stormCpu, backendConnect, backendStorm },
       retried,
       published,
@@ -416,6 +445,7 @@ function render(r: Results): string {
     row('storm (the missed updates, from the reconnect)', r.storm),
     '',
     `RSS per process (primary first): ${r.rssWorkers.map((b) => mib(b)).join(', ')}.`,
+    `Most descriptors held per process (primary first; the limit is ${fmt(FD_LIMIT)}): connecting ${r.connectFds.map((n) => fmt(n)).join(', ')}; storm ${r.stormFds.map((n) => fmt(n)).join(', ')}.`,
     `Publishes answered 503 (the transport's command timeout passed) or cut (a keep-alive connection closed as it was reused) and sent again with the same ID: ${fmt(r.retried)} of ${fmt(r.published)}.`,
   ].join('\n');
 }

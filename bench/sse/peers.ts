@@ -144,6 +144,15 @@ export function cpuOf(pids: number[]): { user: number; system: number } {
   return { user: Math.round(user), system: Math.round(system) };
 }
 
+/** Open file descriptors of `pid` (0 once it is gone). */
+export function fdsOf(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return 0;
+  }
+}
+
 export function rssOf(pids: number[]): number {
   let bytes = 0;
   for (const pid of pids) {

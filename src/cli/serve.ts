@@ -33,7 +33,7 @@ export async function serve(argv: string[]): Promise<number> {
     if (config.dev) await printDevBanner(config, `${config.tlsCert !== undefined ? 'https' : 'http'}://${config.listen.host}:${config.listen.port}`, keyGenerated);
     return superviseWorkers(workers, pino({ level: config.logLevel, base: { service: 'ssehub', role: 'primary' } }));
   }
-  const running = await startHub(config).catch((error: unknown) => {
+  const running = await startHub(config, { admission: isSupervisedWorker() }).catch((error: unknown) => {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
       throw new ConfigError('--listen', `cannot listen on ${config.listen.host}:${config.listen.port} (${(error as Error).message})`);

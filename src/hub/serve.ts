@@ -22,6 +22,7 @@ import { patternBaseOf } from './mercure/oauth.js';
 import { publishSubscriptionEventsOf } from './mercure/subscriptions.js';
 import { publishV1SubscriptionEventsOf } from './mercure/subscriptions-v1.js';
 import { type Tracing, loadTracing } from './ops/tracing.js';
+import { WorkerAdmission } from './ops/admission.js';
 import { Webhooks } from './ops/webhooks.js';
 import { type BasicTransport, assertTransport, createTransport } from './transports/index.js';
 
@@ -44,7 +45,14 @@ export interface StartOptions {
   logger?: Logger;
   /** OpenTelemetry tracing (default: loaded when `config.tracing`). */
   tracing?: Tracing;
+  /** One of `--workers`: accept connections as the primary balances them (see ops/admission.ts). */
+  admission?: boolean;
 }
+
+/** A deep accept queue: after a restart or a proxy's reload every client reconnects in the same
+ * second, and Node's default of 511 pending connections makes the kernel drop the rest of the
+ * SYNs, each then waiting 1 s or more to retry. (The kernel caps it at net.core.somaxconn.) */
+const ACCEPT_BACKLOG = 4096;
 
 /** Creates the hub and starts listening. Rejects if the key cannot be read or the port cannot be bound. */
 export async function startHub(config: HubConfig, options: StartOptions = {}): Promise<RunningHub> {
@@ -75,12 +83,10 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
   hub.afterDrain(async () => gateway.close());
   await gateway.ready();
   const server = createHttpServer(config, ctx, gateway);
+  const listen = { port: config.listen.port, host: config.listen.host, backlog: ACCEPT_BACKLOG };
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    // A deep accept queue: after a restart or a proxy's reload every client reconnects in the same
-    // second, and Node's default of 511 pending connections makes the kernel drop the rest of the
-    // SYNs, each then waiting 1 s or more to retry. (The kernel caps it at net.core.somaxconn.)
-    server.listen({ port: config.listen.port, host: config.listen.host, backlog: 4096 }, () => {
+    server.listen(listen, () => {
       server.off('error', reject);
       resolve();
     });
@@ -99,6 +105,8 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
     socket.on('close', forget);
   });
   log.info({ url, transport: config.transport }, 'hub listening');
+  // Listening again after a pause asks node:cluster with the same options, for the same shared socket.
+  const admission = options.admission === true ? new WorkerAdmission(server, listen, () => sockets.size, log) : undefined;
 
   let closing: Promise<void> | undefined;
   return {
@@ -111,6 +119,7 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
         // Still listening while draining: /readyz must be able to answer 503 (so a load balancer
         // takes this node out) and a new subscriber gets 503 + Retry-After rather than a refused connection.
         await hub.shutdown();
+        admission?.stop();
         server.close();
         for (const socket of sockets) socket.destroy();
         log.info('hub stopped');

@@ -1,6 +1,7 @@
 // `--workers N`: N hub processes share one port through node:cluster and one Redis transport.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { signToken } from '../../src/hub/mercure/token.js';
 import { startHubProcess } from '../helpers/hub-process.js';
@@ -14,6 +15,28 @@ function workerPids(primary: number): number[] {
   } catch {
     return [];
   }
+}
+
+/** Open descriptors of a process. */
+function fds(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/** Whether process `pid` holds the socket listening on `port` (found by its inode in /proc/net/tcp). */
+function listensOn(pid: number, port: number): boolean {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  const inodes = readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter((f) => f[1]?.endsWith(`:${hex}`) && f[3] === '0A')
+    .map((f) => `socket:[${f[9]}]`);
+  return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+    try {
+      return inodes.includes(readlinkSync(`/proc/${pid}/fd/${fd}`));
+    } catch {
+      return false;
+    }
+  });
 }
 
 async function until(check: () => boolean, what: string, ms = 20_000): Promise<void> {
@@ -88,5 +111,56 @@ describe('--workers', () => {
     assert.deepEqual(cut, [], `${cut.length} of 10 streams (${openAtForward} still open when the primary forwarded SIGTERM) ended without the drain's closing retry hint, cut by a worker that took the forwarded SIGTERM as "stop now":\n${cut.join('\n')}\n${hub.stderr()}`);
     assert.equal(exitCode, 0, hub.stderr());
     assert.deepEqual(workerPids(primary), []);
+  });
+
+  it('a worker at its descriptor ceiling stops accepting and the others take the connections: none refused while there is room, and it accepts again once some close', { timeout: 90_000 }, async () => {
+    const redis = await startRedisServer();
+    after(() => redis.stop());
+    // ulimit -n 400: each worker holds at most 144 connections (400 less a reserve of 256).
+    const hub = await startHubProcess(['--transport', `${redis.url}/0`, '--anonymous', '--workers', '2', '--log-level', 'debug'], undefined, [], { fdLimit: 400, stdout: true });
+    after(() => hub.kill('SIGKILL'));
+    const primary = hub.child.pid as number;
+    await until(() => workerPids(primary).length === 2, 'two workers');
+    const workers = workerPids(primary);
+    await until(() => workers.every((pid) => listensOn(pid, hub.port)), 'both workers listening');
+    // Until the primary has heard from both, each listens as if alone (past its ceiling).
+    // (Both are told at once, when the second one reports: the first alone was left as it was.)
+    await until(() => hub.stdout().split('\n').filter((l) => l.includes('"msg":"admission"') && l.includes('"keep":false')).length >= 2, 'the primary telling both that the other listens');
+    const base = workers.map(fds);
+
+    // What the workers said of accepting, for a failure's message.
+    const story = () => hub.stdout().split('\n').filter((l) => /"msg":"(admission|accepting|not accepting|at the descriptor)/.test(l)).join('\n');
+    const openAll = async (n: number) => {
+      const opened = await Promise.allSettled(Array.from({ length: n }, () => openSse(`${hub.hubUrl}?topic=ceiling`)));
+      const failed = opened.flatMap((r) => (r.status === 'rejected' ? [String(r.reason)] : []));
+      assert.deepEqual(failed, [], `${failed.length} of ${n} not opened:\n${story()}`);
+      return opened.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    };
+    // 250 at once: more than one worker may hold, fewer than both.
+    const first = await openAll(250);
+    after(() => first.forEach((s) => s.close()));
+    for (const s of first) assert.equal(s.status, 200, s.text);
+    const held = workers.map((pid, i) => fds(pid) - (base[i] as number));
+    assert.ok(held.every((n) => n <= 144 + 4), `a worker went past its ceiling: ${held.join(', ')} connections`);
+    // (Within a few: the descriptors counted before include the test's own /readyz connections, since closed.)
+    assert.ok(held.reduce((a, b) => a + b, 0) >= 250 - 4, `the connections are not in the workers: ${held.join(', ')}`);
+
+    // Half of them close; once the workers have seen it, the room is taken again, whichever had stopped.
+    first.splice(0, 125).forEach((s) => s.close());
+    await until(() => workers.reduce((n, pid, i) => n + fds(pid) - (base[i] as number), 0) <= 125 + 4, 'the workers seeing the closes');
+    const second = await openAll(125);
+    after(() => second.forEach((s) => s.close()));
+    for (const s of second) assert.equal(s.status, 200, s.text);
+
+    // Everyone gets what is published, whichever worker holds the stream.
+    const token = await signToken(TEST_KEY, { publish: ['*'] });
+    const res = await fetch(hub.hubUrl, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ topic: 'ceiling', id: 'c-1', data: 'x' }).toString(),
+    });
+    assert.equal(res.status, 200);
+    await Promise.all([...first, ...second].map((s) => s.events_(1)));
+    assert.equal(await hub.kill('SIGTERM'), 0, hub.stderr());
   });
 });

@@ -16,17 +16,30 @@ export interface HubProcess {
   child: ChildProcess;
   /** stderr so far, for failure messages. */
   stderr(): string;
+  /** stdout so far (the log), when started with `stdout: true`. */
+  stdout(): string;
   /** Resolves with the exit code (or signal) once it exited. */
   exited: Promise<number | string>;
   kill(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
-/** Starts `ssehub serve --jwt-key TEST_KEY --listen 127.0.0.1:PORT` plus `flags` (`nodeArgs`: flags for node itself); resolves once /readyz answers 200. */
-export async function startHubProcess(flags: string[], port?: number, nodeArgs: string[] = []): Promise<HubProcess> {
+/**
+ * Starts `ssehub serve --jwt-key TEST_KEY --listen 127.0.0.1:PORT` plus `flags` (`nodeArgs`: flags
+ * for node itself; `fdLimit`: its open-file limit, as `ulimit -n`); resolves once /readyz answers 200.
+ */
+export async function startHubProcess(flags: string[], port?: number, nodeArgs: string[] = [], options: { fdLimit?: number; stdout?: boolean } = {}): Promise<HubProcess> {
   const p = port ?? (await freePort());
-  const child = spawn(process.execPath, [...nodeArgs, cli, 'serve', '--jwt-key', TEST_KEY, '--listen', `127.0.0.1:${p}`, '--log-level', 'warn', ...flags], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const argv = [...nodeArgs, cli, 'serve', '--jwt-key', TEST_KEY, '--listen', `127.0.0.1:${p}`, '--log-level', 'warn', ...flags];
+  // bash execs node, so the child's PID is the hub's.
+  const stdio = ['ignore', options.stdout === true ? 'pipe' : 'ignore', 'pipe'] as const;
+  const child =
+    options.fdLimit === undefined
+      ? spawn(process.execPath, argv, { stdio: [...stdio] })
+      : spawn('bash', ['-c', `ulimit -n ${options.fdLimit} && exec "$0" "$@"`, process.execPath, ...argv], { stdio: [...stdio] });
   let err = '';
+  let out = '';
   child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   const url = `http://127.0.0.1:${p}`;
   const deadline = Date.now() + 20_000;
@@ -46,6 +59,7 @@ export async function startHubProcess(flags: string[], port?: number, nodeArgs: 
     hubUrl: `${url}/.well-known/mercure`,
     child,
     stderr: () => err,
+    stdout: () => out,
     exited,
     kill(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);

@@ -1,6 +1,6 @@
 /**
- * `--workers N`: N hub processes on one machine sharing the listening port (node:cluster hands
- * connections out round-robin), coordinated through the transport. Each worker is a whole hub:
+ * `--workers N`: N hub processes on one machine sharing the listening port (each accepts from it,
+ * balanced by the primary: see `admission.ts`), coordinated through the transport. Each worker is a whole hub:
  * any of them can serve any subscriber's resume, because history lives in Redis or NATS.
  *
  * The primary supervises: it restarts a worker that dies (with a growing delay, so a crash loop
@@ -11,6 +11,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
+import { AdmissionBoard } from './admission.js';
 import { type HubMetrics, type MetricFamily, aggregateGroup, countersOf, sumCounters } from './metrics.js';
 
 /** Number of processes `--workers` asks for (0: one per CPU). */
@@ -34,6 +35,10 @@ export function superviseWorkers(count: number, log: Logger, options: { gatherTi
   let stopping = false;
   let restarts = 0;
   const metrics = new GroupMetrics(count, options.gatherTimeoutMs ?? GATHER_TIMEOUT_MS);
+  const admission = new AdmissionBoard();
+  // The workers accept connections themselves, balanced by the board (see admission.ts); an
+  // operator's NODE_CLUSTER_SCHED_POLICY still wins (rr: the primary accepts and hands them out).
+  if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
   // Metrics carry NaN (event-loop lag before its first sample), which JSON would turn into null.
   cluster.setupPrimary({ serialization: 'advanced' });
   const numbers = new Map<Worker, number>();
@@ -41,13 +46,18 @@ export function superviseWorkers(count: number, log: Logger, options: { gatherTi
     const worker = cluster.fork({ [WORKER_ENV]: String(n) });
     numbers.set(worker, n);
     metrics.joined(worker, n);
+    admission.joined(worker);
   };
   for (let n = 1; n <= count; n++) fork(n);
   log.info({ workers: count }, 'hub workers started');
 
-  cluster.on('message', (worker, message: unknown) => metrics.received(worker, message));
+  cluster.on('message', (worker, message: unknown) => {
+    metrics.received(worker, message);
+    admission.received(worker, message);
+  });
   cluster.on('exit', (worker, code, signal) => {
     metrics.left(worker);
+    admission.left(worker);
     const n = numbers.get(worker) ?? 1;
     numbers.delete(worker);
     if (stopping) return;
