@@ -193,6 +193,16 @@ function createHttpServer(config: HubConfig, ctx: HubContext, gateway: Gateway):
   // slowloris client hold a connection for minutes), and Node looks for expired requests a few
   // times per timeout instead of every 30 s, so a slow request is cut close to its deadline.
   // Streams are not affected: their request is complete once the head is in.
+  //
+  // Node's check is a timer, and after a long turn of a busy event loop (a worker taking a
+  // reconnect storm) timers run before the loop reads the sockets: a head that came in time, and
+  // waits unread in the socket, would be answered 408. So a timed-out head is answered only if it
+  // has still not come once the loop has looked (the check phase after the poll that reads them);
+  // `late` holds the connections given that one look, and whether their request came.
+  const late = new Map<Duplex, boolean>();
+  const came = (socket: Duplex): void => {
+    if (late.size !== 0 && late.has(socket)) late.set(socket, true);
+  };
   const server = createServer(
     {
       keepAliveTimeout: 65_000,
@@ -201,22 +211,26 @@ function createHttpServer(config: HubConfig, ctx: HubContext, gateway: Gateway):
       requestTimeout: config.requestTimeout,
       connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.round(config.requestTimeout / 4))),
     },
-    handle,
+    (req, res) => {
+      came(req.socket);
+      handle(req, res);
+    },
   );
   // `Expect: 100-continue`: Node would answer 100 before any handler runs, so a publish refused by
   // its head alone (no token, a Content-Length over --max-body) would have its body uploaded in
   // vain. The handler decides: readBody sends 100 once everything before the body passed.
-  server.on('checkContinue', handle);
-  server.on('upgrade', upgrade);
+  server.on('checkContinue', (req: IncomingMessage, res: Parameters<typeof handleRequest>[2]) => {
+    came(req.socket);
+    handle(req, res);
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    came(req.socket);
+    upgrade(req, socket, head);
+  });
   // Node may report more than one error for a connection it already gave up on (a timed-out head
   // is followed by a parse error as the socket closes): one answer, one count per connection.
   const { answered } = ctx;
-  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
-    // The client went away: nothing to answer and nothing it did wrong.
-    if (error.code === 'ECONNRESET' || answered.has(socket)) {
-      socket.destroy();
-      return;
-    }
+  const answer = (error: NodeJS.ErrnoException, socket: Duplex): void => {
     // A request (head or body) that did not arrive within --request-timeout (slowloris, a
     // half-open request) is a timeout, not a malformed request.
     const [status, reason, line, body] =
@@ -230,6 +244,25 @@ function createHttpServer(config: HubConfig, ctx: HubContext, gateway: Gateway):
     if (socket.writable) {
       socket.end(`HTTP/1.1 ${line}\r\ncontent-type: text/plain\r\nconnection: close\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
     } else socket.destroy();
+  };
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+    const waiting = late.get(socket);
+    late.delete(socket);
+    // The client went away: nothing to answer and nothing it did wrong.
+    if (error.code === 'ECONNRESET' || answered.has(socket)) {
+      socket.destroy();
+      return;
+    }
+    if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT' && waiting === undefined) {
+      late.set(socket, false);
+      setImmediate(() => {
+        const arrived = late.get(socket);
+        late.delete(socket);
+        if (arrived === false && !answered.has(socket) && !socket.destroyed) answer(error, socket);
+      });
+      return;
+    }
+    answer(error, socket);
   });
   return server;
 }

@@ -432,6 +432,21 @@ describe('abuse: slowloris and half-open requests (--request-timeout 1s)', () =>
     await assertReady(hub);
   });
 
+  it('a head that came in time but waited unread while the event loop was busy is served, not answered 408', async () => {
+    const before = await rejected(hub, 408, 'request-timeout');
+    const accepted = new Promise<void>((resolve) => hub.server.once('connection', () => resolve()));
+    const socket = await rawSocket(hub);
+    const answer = answerOf(socket);
+    await accepted;
+    // The whole head reaches the hub's socket at once; then the event loop (this process's, the
+    // hub's) is held for longer than the 1 s timeout, as a worker taking a storm may be. When it
+    // turns again, Node's request timer runs before the loop reads the socket.
+    socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1600);
+    assert.match(await answer, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.equal(await rejected(hub, 408, 'request-timeout'), before);
+  });
+
   it('a stream, and a keep-alive connection idle between requests, outlive the request timeout', async () => {
     const sub = await openSse(subscribeUrl(hub.hubUrl, ['urn:abuse:long']), { authorization: `Bearer ${hub.adminToken}` });
     const idle = await rawSocket(hub);
