@@ -276,7 +276,12 @@ function phase(before: ClientStats, after: ClientStats, expected: number): Phase
   const lost = after.lost - before.lost;
   return {
     retries: after.retries - before.retries,
-    retryReasons: after.retryReasons,
+    // The phase's own failures, most frequent first.
+    retryReasons: Object.entries(after.retryReasons)
+      .map(([reason, n]) => [reason, n - (before.retryReasons[reason] ?? 0)] as const)
+      .filter(([, n]) => n > 0)
+      .sort((a, b) => b[1] - a[1])
+      .map(([reason, n]) => `${reason}: ${n.toLocaleString('en-US')}`),
     p50: after.latency.p50 / 1000,
     p99: after.latency.p99 / 1000,
     max: after.latency.max / 1000,

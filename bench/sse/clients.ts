@@ -55,7 +55,7 @@ export interface ClientStats {
   lost: number; duplicated: number; reordered: number;
   resumes: number;                       // reopenings with Last-Event-ID by churn() or, with resume: true, after the server ended a stream
   serverCloses: number;                  // streams the server ended while open
-  retries: number; retryReasons: string[]; // with retryMs: openings that failed and were tried again, and the first reasons
+  retries: number; retryReasons: Record<string, number>; // with retryMs: openings that failed and were tried again, by reason
   churning: number;                      // connections closed by churn() (or by the server, in resume mode) and not open again yet
   late: string[];                        // the first deliveries later than 5 s (a few per child), each with its connection's story
   latency: { count: number; p50: number; p99: number; max: number; over1s: number; over10s: number };   // µs, since last resetLatency(); over*: deliveries later than that
@@ -149,7 +149,7 @@ export interface ChildStats {
   op: 'stats'; req: number;
   connections: number; failed: number; events: number; lost: number; duplicated: number; reordered: number;
   resumes: number; serverCloses: number; churning: number;
-  retries: number; retryReasons: string[];
+  retries: number; retryReasons: Record<string, number>;
   late: string[];
   histogram: number[]; latencyCount: number; latencyMax: number;
   cpu: { user: number; system: number };
@@ -395,7 +395,10 @@ export async function startClients(options: { processes: number; core?: number; 
         resumes: sum('resumes'),
         serverCloses: sum('serverCloses'),
         retries: sum('retries'),
-        retryReasons: [...new Set(replies.flatMap((r) => r.retryReasons))],
+        retryReasons: replies.reduce<Record<string, number>>((all, r) => {
+          for (const [reason, n] of Object.entries(r.retryReasons)) all[reason] = (all[reason] ?? 0) + n;
+          return all;
+        }, {}),
         churning: sum('churning'),
         late: replies.flatMap((r) => r.late),
         latency: {

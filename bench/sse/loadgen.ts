@@ -59,9 +59,9 @@ const MAX_LATE_NOTES = 10;
 /** Process-wide counters; every connection adds to them, so stats() is O(1) apart from the histogram. */
 export class Counters {
   events = 0;
-  /** Openings that failed and were tried again (retry mode), and why the first few failed. */
+  /** Openings that failed and were tried again (retry mode), and how many failed for each reason (at most 10 named). */
   retries = 0;
-  retryReasons: string[] = [];
+  retryReasons: Record<string, number> = {};
   lost = 0;
   duplicated = 0;
   reordered = 0;
@@ -923,7 +923,8 @@ function main(): void {
     if (wasConnecting && retryMs > 0 && c.retries < MAX_RETRIES && c.slow === null) {
       c.retries++;
       counters.retries++;
-      if (counters.retryReasons.length < 5 && !counters.retryReasons.includes(reason)) counters.retryReasons.push(reason);
+      const named = reason in counters.retryReasons || Object.keys(counters.retryReasons).length < 10 ? reason : 'other';
+      counters.retryReasons[named] = (counters.retryReasons[named] ?? 0) + 1;
       const g = generation;
       setTimeout(() => {
         if (g === generation && c.state === IDLE) open(c);
@@ -1098,7 +1099,7 @@ function main(): void {
       reordered: counters.reordered,
       resumes: counters.resumes,
       retries: counters.retries,
-      retryReasons: counters.retryReasons.slice(),
+      retryReasons: { ...counters.retryReasons },
       serverCloses: counters.serverCloses,
       churning: counters.churning,
       late: counters.late.slice(),
