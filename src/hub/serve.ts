@@ -22,7 +22,7 @@ import { patternBaseOf } from './mercure/oauth.js';
 import { publishSubscriptionEventsOf } from './mercure/subscriptions.js';
 import { publishV1SubscriptionEventsOf } from './mercure/subscriptions-v1.js';
 import { type Tracing, loadTracing } from './ops/tracing.js';
-import { WorkerAdmission } from './ops/admission.js';
+import { WorkerAdmission, descriptorCeiling } from './ops/admission.js';
 import { Webhooks } from './ops/webhooks.js';
 import { type BasicTransport, assertTransport, createTransport } from './transports/index.js';
 
@@ -107,6 +107,14 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
   log.info({ url, transport: config.transport }, 'hub listening');
   // Listening again after a pause asks node:cluster with the same options, for the same shared socket.
   const admission = options.admission === true ? new WorkerAdmission(server, listen, () => sockets.size, log) : undefined;
+  // Alone, nothing stops this process at its descriptors but --max-connections (a worker stops accepting).
+  const ceiling = descriptorCeiling();
+  if (admission === undefined && Number.isFinite(ceiling) && (config.maxConnections === 0 || config.maxConnections > ceiling)) {
+    log.warn(
+      { max_connections: config.maxConnections, ceiling },
+      `--max-connections ${config.maxConnections === 0 ? '0 (no limit)' : config.maxConnections} is above the ${ceiling} connections this process can hold (its open-file limit, ulimit -n, less a reserve): past them new connections are reset instead of answered 503; raise the limit (systemd LimitNOFILE=, docker --ulimit nofile=) or lower --max-connections`,
+    );
+  }
 
   let closing: Promise<void> | undefined;
   return {

@@ -9,6 +9,8 @@ import fc from 'fast-check';
 import { pino } from 'pino';
 import { type AdmissionMessage, AdmissionBoard, WorkerAdmission, balanceSlack, descriptorCeiling } from '../../src/hub/ops/admission.js';
 import { freePort } from '../helpers/ports.js';
+import { loadConfig, startHub } from '../../src/hub/index.js';
+import { Writable } from 'node:stream';
 
 const limits = (n: string) => `Limit                     Soft Limit           Hard Limit           Units\nMax cpu time              unlimited            unlimited            seconds\nMax open files            ${n}                20000                files\n`;
 
@@ -208,5 +210,30 @@ describe('WorkerAdmission', () => {
     process.emit('message', { type: 'ssehub:metrics-collect', id: 1 }, undefined);
     process.emit('message', 'nonsense', undefined);
     assert.equal(server.listening, true);
+  });
+});
+
+describe('a single hub and its descriptors', () => {
+  async function warnings(maxConnections: string): Promise<string[]> {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const config = loadConfig({ argv: ['--jwt-key', 'k'.repeat(32), '--listen', '127.0.0.1:0', '--transport', 'memory', '--max-connections', maxConnections], env: {} });
+    const running = await startHub(config, { logger: pino({ level: 'warn' }, sink) });
+    await running.close();
+    return lines.filter((l) => l.includes('--max-connections'));
+  }
+
+  it('warns at start when --max-connections is above what the process can hold', { skip: Number.isFinite(descriptorCeiling()) ? false : 'no open-file limit to read here' }, async () => {
+    const ceiling = descriptorCeiling();
+    const [unlimited] = await warnings('0');
+    assert.match(unlimited ?? '', new RegExp(`--max-connections 0 \\(no limit\\) is above the ${ceiling} connections`));
+    assert.match(unlimited ?? '', /ulimit -n/);
+    assert.equal((await warnings(String(ceiling + 1))).length, 1);
+    assert.deepEqual(await warnings(String(ceiling)), []);
   });
 });
