@@ -50,6 +50,16 @@ const KEY = 'bench-secret-key-that-is-at-least-32-characters';
 const ALL = 'https://example.com/scale/all';
 const topicOf = (k: number) => `https://example.com/scale/t/${k}`;
 /** The seeds' node at 120,000 connections: average latency (seed 000) and memory (seed 002). */
+/** The kernel's accept-queue settings (the hub asks for 65,535; the kernel caps it at somaxconn). */
+const KERNEL = ['net/core/somaxconn', 'net/ipv4/tcp_max_syn_backlog']
+  .map((name) => {
+    try {
+      return `${name.replaceAll('/', '.')} ${readFileSync(`/proc/sys/${name}`, 'utf8').trim()}`;
+    } catch {
+      return `${name.replaceAll('/', '.')} unknown`;
+    }
+  })
+  .join(', ');
 /** Descriptors a process may hold here (the hub's processes inherit the benchmark's limit). */
 const FD_LIMIT = Number(/^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? 0);
 const SEEDS = { latencyMs: 850, memoryBytes: 3.8 * 2 ** 30 };
@@ -430,7 +440,7 @@ function render(r: Results): string {
   const perConnection = (r.rssAfter - r.rssBefore) / SUBSCRIBERS;
   const row = (name: string, p: Phase) => `| ${name} | ${fmt(p.deliveries)} | ${fmt(p.p50, 1)} | ${fmt(p.p99, 1)} | ${fmt(p.max, 1)} | ${p.lost}/${p.duplicated}/${p.reordered} |`;
   return [
-    `${process.env.NODE_CLUSTER_SCHED_POLICY === 'none' ? 'With NODE_CLUSTER_SCHED_POLICY=none (the workers accept connections themselves). ' : ''}Machine: ${cpus().length} cores (${cpus()[0]?.model.trim() ?? '?'}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node.js ${process.version}. The hub (--workers ${WORKERS}) and ${TRANSPORT === 'redis' ? 'Redis' : 'NATS'} on core${SERVER_CORES.length > 1 ? 's' : ''} ${SERVER_CORES}, the load generator (${Math.ceil(SUBSCRIBERS / MAX_PER_CHILD)} processes) on core ${LOADGEN_CORE}.`,
+    `${process.env.NODE_CLUSTER_SCHED_POLICY !== undefined ? `With NODE_CLUSTER_SCHED_POLICY=${process.env.NODE_CLUSTER_SCHED_POLICY}. ` : ''}Machine: ${cpus().length} cores (${cpus()[0]?.model.trim() ?? '?'}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node.js ${process.version}. The hub (--workers ${WORKERS}) and ${TRANSPORT === 'redis' ? 'Redis' : 'NATS'} on core${SERVER_CORES.length > 1 ? 's' : ''} ${SERVER_CORES}, the load generator (${Math.ceil(SUBSCRIBERS / MAX_PER_CHILD)} processes) on core ${LOADGEN_CORE}. Kernel: ${KERNEL}.`,
     `${fmt(SUBSCRIBERS)} subscribers, each to one of ${fmt(TOPICS)} topics and to one topic all of them watch; presence on (as shipped).`,
     '',
     '| figure | ssehub | the seeds\' node |',

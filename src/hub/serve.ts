@@ -49,10 +49,15 @@ export interface StartOptions {
   admission?: boolean;
 }
 
-/** A deep accept queue: after a restart or a proxy's reload every client reconnects in the same
- * second, and Node's default of 511 pending connections makes the kernel drop the rest of the
- * SYNs, each then waiting 1 s or more to retry. (The kernel caps it at net.core.somaxconn.) */
-const ACCEPT_BACKLOG = 4096;
+/**
+ * A deep accept queue: after a restart or a proxy's reload every client reconnects in the same
+ * second, and a SYN that finds the queue full is dropped; the client's kernel sends it again after
+ * 1 s, 3 s, 7 s, 15 s, 31 s, so a client that missed the queue a few times waits half a minute while
+ * the hub sits idle. Node's default is 511. The kernel caps the queue at net.core.somaxconn (4096
+ * on recent Linux), so asking for more lets an operator's higher setting take effect
+ * (docs/deployment.md).
+ */
+const ACCEPT_BACKLOG = 65_535;
 
 /** Creates the hub and starts listening. Rejects if the key cannot be read or the port cannot be bound. */
 export async function startHub(config: HubConfig, options: StartOptions = {}): Promise<RunningHub> {
