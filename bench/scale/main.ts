@@ -50,7 +50,7 @@ const KEY = 'bench-secret-key-that-is-at-least-32-characters';
 const ALL = 'https://example.com/scale/all';
 const topicOf = (k: number) => `https://example.com/scale/t/${k}`;
 /** The seeds' node at 120,000 connections: average latency (seed 000) and memory (seed 002). */
-/** The kernel's accept-queue settings (the hub asks for 65,535; the kernel caps it at somaxconn). */
+/** The kernel's accept-queue settings (the hub asks for more than any; the kernel caps it at somaxconn). */
 const KERNEL = ['net/core/somaxconn', 'net/ipv4/tcp_max_syn_backlog']
   .map((name) => {
     try {

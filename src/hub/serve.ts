@@ -52,12 +52,12 @@ export interface StartOptions {
 /**
  * A deep accept queue: after a restart or a proxy's reload every client reconnects in the same
  * second, and a SYN that finds the queue full is dropped; the client's kernel sends it again after
- * 1 s, 3 s, 7 s, 15 s, 31 s, so a client that missed the queue a few times waits half a minute while
- * the hub sits idle. Node's default is 511. The kernel caps the queue at net.core.somaxconn (4096
- * on recent Linux), so asking for more lets an operator's higher setting take effect
- * (docs/deployment.md).
+ * 1 s, 3 s, 7 s, 15 s, 31 s, so a client that missed the queue a few times waits half a minute or
+ * more while the hub sits idle. Node's default is 511. The kernel caps the queue at
+ * net.core.somaxconn (4096 on recent Linux), so the hub asks for far more and the operator's
+ * setting decides (docs/deployment.md).
  */
-const ACCEPT_BACKLOG = 65_535;
+const ACCEPT_BACKLOG = 1 << 20;
 
 /** Creates the hub and starts listening. Rejects if the key cannot be read or the port cannot be bound. */
 export async function startHub(config: HubConfig, options: StartOptions = {}): Promise<RunningHub> {
