@@ -101,9 +101,12 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
   const url = `${config.tlsCert !== undefined ? 'https' : 'http'}://${host}:${address.port}`;
   // Every connection, so that after the drain none is left open (node:http2 has no closeAllConnections).
   const sockets = new Set<Socket>();
+  // Under --workers: which worker accepts (set below, once listening).
+  let admission: WorkerAdmission | undefined;
   // One listener for all sockets (a closure per connection costs memory at 100,000 connections).
   function forget(this: Socket): void {
     sockets.delete(this);
+    admission?.closed();
   }
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
@@ -111,7 +114,7 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
   });
   log.info({ url, transport: config.transport }, 'hub listening');
   // Listening again after a pause asks node:cluster with the same options, for the same shared socket.
-  const admission = options.admission === true ? new WorkerAdmission(server, listen, () => sockets.size, log) : undefined;
+  if (options.admission === true) admission = new WorkerAdmission(server, listen, () => sockets.size, log);
   // Alone, nothing stops this process at its descriptors but --max-connections (a worker stops accepting).
   const ceiling = descriptorCeiling();
   if (admission === undefined && Number.isFinite(ceiling) && (config.maxConnections === 0 || config.maxConnections > ceiling)) {

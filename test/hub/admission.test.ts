@@ -7,7 +7,7 @@ import { type Socket, connect } from 'node:net';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { pino } from 'pino';
-import { type AdmissionMessage, AdmissionBoard, WorkerAdmission, balanceSlack, descriptorCeiling } from '../../src/hub/ops/admission.js';
+import { type AdmissionMessage, AdmissionBoard, WorkerAdmission, balanceSlack, descriptorCeiling, hardDescriptorCeiling } from '../../src/hub/ops/admission.js';
 import { freePort } from '../helpers/ports.js';
 import { loadConfig, startHub } from '../../src/hub/index.js';
 import { Writable } from 'node:stream';
@@ -20,6 +20,11 @@ describe('descriptorCeiling', () => {
     assert.equal(descriptorCeiling(limits('1024')), 768);
     assert.equal(descriptorCeiling(limits('400')), 144);
     assert.equal(descriptorCeiling(limits('100')), 1);
+  });
+  it('stops a worker on its own only a few descriptors short of the limit (1 %, at least 32)', () => {
+    assert.equal(hardDescriptorCeiling(limits('20000')), 19_800);
+    assert.equal(hardDescriptorCeiling(limits('400')), 368);
+    assert.equal(hardDescriptorCeiling(limits('unlimited')), Number.POSITIVE_INFINITY);
   });
   it('is unbounded where the limit is unlimited or cannot be read', () => {
     assert.equal(descriptorCeiling(limits('unlimited')), Number.POSITIVE_INFINITY);
@@ -39,8 +44,8 @@ function board(n: number) {
     if (message.type === 'ssehub:admission-set') sent.push({ worker: workers.indexOf(worker), on: message.on });
   });
   for (const w of workers) b.joined(w);
-  const report = (i: number, connections: number, accepting = b.state()[i]?.on ?? true) =>
-    b.received(workers[i] as Worker, { type: 'ssehub:admission-load', connections, accepting } satisfies AdmissionMessage);
+  const report = (i: number, connections: number, accepting = b.state()[i]?.on ?? true, ceiling: number | null = null) =>
+    b.received(workers[i] as Worker, { type: 'ssehub:admission-load', connections, accepting, ceiling } satisfies AdmissionMessage);
   const on = () => b.state().map((s) => s.on);
   const keeper = () => b.state().map((s) => s.keeper);
   return { b, workers, sent, report, on, keeper };
@@ -83,6 +88,27 @@ describe('AdmissionBoard', () => {
     assert.deepEqual(on(), [false, true], 'now it is');
   });
 
+  it('stops a worker at its descriptor ceiling while the keeper listens, and starts it again 1 % below', () => {
+    const { report, on, keeper } = board(3);
+    report(0, 990, true, 1000);
+    report(1, 900, true, 1000);
+    report(2, 950, true, 1000);
+    assert.deepEqual(on(), [true, true, true], 'within the slack, below the ceilings');
+    report(0, 1000, true, 1000);
+    assert.deepEqual(on(), [false, true, true], 'at its ceiling');
+    report(0, 995, false, 1000);
+    assert.deepEqual(on(), [false, true, true], 'not yet 1 % below it');
+    report(0, 989, false, 1000);
+    assert.deepEqual(on(), [true, true, true]);
+    // Everyone at the ceiling: the keeper (the least loaded listening) keeps listening, alone.
+    report(1, 1000, true, 1000);
+    report(2, 1000, true, 1000);
+    report(0, 1000, true, 1000);
+    const states = on();
+    assert.equal(states.filter(Boolean).length, 1, 'one listens');
+    assert.deepEqual(states, keeper());
+  });
+
   it('lets a single reporting worker accept, and decides again when a worker leaves', () => {
     const { b, workers, report, on } = board(3);
     report(0, 2000);
@@ -99,14 +125,14 @@ describe('AdmissionBoard', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 2, max: 8 }),
-        fc.array(fc.record({ worker: fc.nat(7), connections: fc.nat(50_000), accepting: fc.boolean() }), { maxLength: 60 }),
+        fc.array(fc.record({ worker: fc.nat(7), connections: fc.nat(50_000), accepting: fc.boolean(), ceiling: fc.option(fc.integer({ min: 1, max: 60_000 })) }), { maxLength: 60 }),
         (n, reports) => {
           const { report, on, keeper } = board(n);
           for (const r of reports) {
-            report(r.worker % n, r.connections, r.accepting);
+            report(r.worker % n, r.connections, r.accepting, r.ceiling);
             assert.ok(on().some(Boolean), 'some worker is told to accept');
           }
-          // Loads held still, every worker saying truly whether it listens: a few rounds settle it.
+          // Loads held still (no ceilings), every worker saying truly whether it listens: a few rounds settle it.
           const loads = on().map((_, i) => reports.filter((r) => r.worker % n === i).at(-1)?.connections ?? 0);
           for (let round = 0; round < 3; round++) for (let i = 0; i < n; i++) report(i, loads[i] as number, on()[i]);
           const least = Math.min(...loads);
@@ -143,7 +169,7 @@ async function until(check: () => boolean, what: string): Promise<void> {
 }
 
 describe('WorkerAdmission', () => {
-  it('stops accepting at its ceiling, keeps serving the connections it has, and listens again once some close', async () => {
+  it('reports its ceiling, stops on its own at the hard one, keeps serving the connections it has, and listens again once some close', async () => {
     const port = await freePort();
     const server = createServer((_req, res) => res.end('ok'));
     const sockets = new Set<Socket>();
@@ -154,7 +180,8 @@ describe('WorkerAdmission', () => {
     const listen = { port, host: '127.0.0.1', backlog: 16 };
     await new Promise<void>((resolve) => server.listen(listen, resolve));
     const reports: AdmissionMessage[] = [];
-    const admission = new WorkerAdmission(server, listen, () => sockets.size, pino({ level: 'silent' }), 3, (m) => reports.push(m));
+    // Ceiling 2 (reported at once), hard ceiling 3 (where it stops on its own).
+    const admission = new WorkerAdmission(server, listen, () => sockets.size, pino({ level: 'silent' }), 2, 3, (m) => reports.push(m));
     after(() => {
       admission.stop();
       server.close();
@@ -162,7 +189,7 @@ describe('WorkerAdmission', () => {
     });
     const set = (on: boolean, keep: boolean) => process.emit('message', { type: 'ssehub:admission-set', on, keep } satisfies AdmissionMessage, undefined);
 
-    // Until the primary has spoken, a worker listens as if alone: past its ceiling.
+    // Until the primary has spoken, a worker listens as if alone: past its ceilings.
     const spare = await Promise.all([open(port), open(port), open(port), open(port)]);
     await until(() => sockets.size === 4, 'four connections');
     assert.equal(server.listening, true);
@@ -171,9 +198,10 @@ describe('WorkerAdmission', () => {
     set(true, false);
 
     const clients = [await open(port), await open(port)];
-    assert.equal(server.listening, true);
+    await until(() => reports.some((r) => r.type === 'ssehub:admission-load' && r.connections === 2 && r.ceiling === 2), 'the ceiling reported');
+    assert.equal(server.listening, true, 'at its ceiling a worker waits for the primary');
     clients.push(await open(port));
-    await until(() => !server.listening, 'the third connection stops the listening');
+    await until(() => !server.listening, 'the third connection (the hard ceiling) stops the listening');
     await assert.rejects(open(port), { code: 'ECONNREFUSED' }, 'no one else listens on this port: refused');
     // The connections it holds are still served.
     const answer = await new Promise<string>((resolve) => {
@@ -195,7 +223,7 @@ describe('WorkerAdmission', () => {
     const server = createServer((_req, res) => res.end('ok'));
     const listen = { port, host: '127.0.0.1', backlog: 16 };
     await new Promise<void>((resolve) => server.listen(listen, resolve));
-    const admission = new WorkerAdmission(server, listen, () => 0, pino({ level: 'silent' }), 100, () => {});
+    const admission = new WorkerAdmission(server, listen, () => 0, pino({ level: 'silent' }), 100, 100, () => {});
     after(() => {
       admission.stop();
       server.close();

@@ -17,8 +17,10 @@
  * tells each whether to accept: those more than `slack` above the least loaded stop until they are
  * within half of it. One worker, the least loaded of those listening, is the keeper: it is never
  * stopped, and only while it listens are others stopped (were the last copy of the socket closed,
- * the kernel would reset its queue and refuse the next connections). A worker (`WorkerAdmission`)
- * also stops on its own, at once, at its descriptor ceiling, unless it is the only one listening.
+ * the kernel would reset its queue and refuse the next connections). A worker at its descriptor
+ * ceiling is stopped the same way; one that comes within a few descriptors of running out
+ * before the primary has answered (`WorkerAdmission`) stops on its own, unless it is the only one
+ * listening.
  */
 import type { Worker } from 'node:cluster';
 import { readFileSync } from 'node:fs';
@@ -30,8 +32,8 @@ export const ADMISSION_TICK_MS = 250;
 
 /** What workers and the primary say to each other about accepting. */
 export type AdmissionMessage =
-  /** worker → primary: its open connections, and whether it is listening. */
-  | { type: 'ssehub:admission-load'; connections: number; accepting: boolean }
+  /** worker → primary: its open connections, whether it is listening, and its descriptor ceiling (`null`: none). */
+  | { type: 'ssehub:admission-load'; connections: number; accepting: boolean; ceiling: number | null }
   /**
    * primary → worker: accept new connections (`on`) or leave them to the others; `keep`: it is
    * the only one listening, and keeps listening whatever its load, so that the socket is never
@@ -43,15 +45,26 @@ export function isAdmissionMessage(message: unknown): message is AdmissionMessag
   return typeof message === 'object' && message !== null && typeof (message as { type?: unknown }).type === 'string' && (message as { type: string }).type.startsWith('ssehub:admission-');
 }
 
+/** The process's open-file limit (`Infinity` where it cannot be read or is unlimited). */
+export function descriptorLimit(limits: string | undefined = readLimits()): number {
+  const match = /^Max open files\s+(\d+|unlimited)/m.exec(limits ?? '');
+  return match === null || match[1] === 'unlimited' ? Number.POSITIVE_INFINITY : Number(match[1]);
+}
+
 /**
  * The most connections a process should hold: its open-file limit less a reserve for its own
- * files and connections (the transport's, webhooks', JWKS). `Infinity` where the limit cannot be read.
+ * files and connections (the transport's, webhooks', JWKS) and for the connections accepted while
+ * the primary is told. `Infinity` where the limit cannot be read.
  */
 export function descriptorCeiling(limits: string | undefined = readLimits()): number {
-  const match = /^Max open files\s+(\d+|unlimited)/m.exec(limits ?? '');
-  if (match === null || match[1] === 'unlimited') return Number.POSITIVE_INFINITY;
-  const limit = Number(match[1]);
-  return Math.max(1, limit - Math.max(256, Math.ceil(limit / 20)));
+  const limit = descriptorLimit(limits);
+  return Number.isFinite(limit) ? Math.max(1, limit - Math.max(256, Math.ceil(limit / 20))) : limit;
+}
+
+/** Where a worker stops at once, without asking the primary: just short of running out (a few dozen kept for its own files). */
+export function hardDescriptorCeiling(limits: string | undefined = readLimits()): number {
+  const limit = descriptorLimit(limits);
+  return Number.isFinite(limit) ? Math.max(1, limit - Math.max(32, Math.ceil(limit / 100))) : limit;
 }
 
 function readLimits(): string | undefined {
@@ -69,6 +82,8 @@ export function balanceSlack(mean: number): number {
 
 interface Seat {
   connections: number;
+  /** Its descriptor ceiling, as it said. */
+  ceiling: number;
   /** Listening, as the worker last said. */
   accepting: boolean;
   /** What the primary last told it (a worker starts accepting, as if alone). */
@@ -78,10 +93,12 @@ interface Seat {
 }
 
 /**
- * The primary's side: keeps each worker's load and tells each whether to accept. One worker is the
- * keeper, the least loaded of those listening: it is never stopped, others are stopped only while
- * it listens, and while no other worker listens it is told to keep listening past its ceiling.
- * Pure decisions (`decide`) on what the workers reported, sent through `send`.
+ * The primary's side: keeps each worker's load and tells each whether to accept: not when it is
+ * above its share or at its descriptor ceiling. One worker is the keeper, the least loaded of those
+ * listening: it is never stopped, others are stopped only while it listens, and while no other
+ * worker listens it is told to keep listening whatever its load. Every stop is decided here, in
+ * one place, so two workers cannot both stop at once, each believing the other listens. Pure
+ * decisions (`decide`) on what the workers reported, sent through `send`.
  */
 export class AdmissionBoard {
   readonly #seats = new Map<Worker, Seat>();
@@ -90,7 +107,7 @@ export class AdmissionBoard {
   constructor(private readonly send: (worker: Worker, message: AdmissionMessage) => void = sendToWorker) {}
 
   joined(worker: Worker): void {
-    this.#seats.set(worker, { connections: 0, accepting: true, on: true, keep: true, reported: false });
+    this.#seats.set(worker, { connections: 0, ceiling: Number.POSITIVE_INFINITY, accepting: true, on: true, keep: true, reported: false });
   }
 
   left(worker: Worker): void {
@@ -103,6 +120,7 @@ export class AdmissionBoard {
     const seat = this.#seats.get(worker);
     if (seat === undefined) return;
     seat.connections = message.connections;
+    seat.ceiling = message.ceiling ?? Number.POSITIVE_INFINITY;
     seat.accepting = message.accepting;
     seat.reported = true;
     this.decide();
@@ -127,9 +145,12 @@ export class AdmissionBoard {
     const keeperListens = this.#seats.get(keeper)?.accepting === true;
     const on = new Map<Worker, boolean>();
     for (const [worker, seat] of seats) {
+      // At its ceiling a worker stops like one above its share; it starts again 1 % below it.
+      const full = seat.connections >= seat.ceiling;
+      const roomy = !Number.isFinite(seat.ceiling) || seat.connections < seat.ceiling - Math.ceil(seat.ceiling / 100);
       let next = seat.on;
-      if (worker === keeper || (!next && seat.connections <= least + slack / 2)) next = true;
-      else if (next && seat.connections > least + slack && keeperListens) next = false;
+      if (worker === keeper || (!next && seat.connections <= least + slack / 2 && roomy)) next = true;
+      else if (next && (seat.connections > least + slack || full) && keeperListens) next = false;
       on.set(worker, next);
     }
     const othersListen = seats.some(([w, s]) => w !== keeper && on.get(w) === true && s.accepting);
@@ -161,13 +182,14 @@ export interface ListenOptions {
 }
 
 /**
- * A worker's side: reports its connections, stops and starts listening as the primary says, and
- * stops on its own at its descriptor ceiling (checked on every connection, so a whole accept queue
- * taken in one turn cannot pass it: closing the socket ends libuv's accept loop at once) unless
- * the primary said it listens alone (`keep`; and until the primary has spoken). Alone it listens
- * on past its ceiling, into the reserve and at worst to the limit, where libuv sheds connections:
- * the group is then full, and a reset client tries again, where closing the last copy of the
- * socket would reset every connection waiting in its queue as well.
+ * A worker's side: reports its connections, and stops and starts listening as the primary says.
+ * It reports at once when it reaches its descriptor ceiling, and the primary stops it; should the
+ * connections taken meanwhile (a whole accept queue can come in one turn) reach the hard ceiling,
+ * just short of the limit, it stops on its own (checked on every connection: closing the socket
+ * ends libuv's accept loop at once), unless the primary said it listens alone (`keep`; and until
+ * the primary has spoken). Alone it listens on to the limit, where libuv sheds connections: the
+ * group is then full, and a reset client tries again, where closing the last copy of the socket
+ * would reset every connection waiting in its queue as well.
  *
  * Stopping closes only this process's copy of the listening socket, with net.Server's own close:
  * http.Server's would also close idle keep-alive connections, which have nothing to do with it.
@@ -179,6 +201,8 @@ export class WorkerAdmission {
   #listening = true;
   #relistening = false;
   #stopped = false;
+  /** A report is due at the end of this turn (connections closed while not listening). */
+  #reportDue = false;
   readonly #timer: NodeJS.Timeout;
   readonly #onMessage = (message: unknown) => {
     if (isAdmissionMessage(message) && message.type === 'ssehub:admission-set') {
@@ -189,9 +213,11 @@ export class WorkerAdmission {
     }
   };
   readonly #onConnection = () => {
-    if (this.#listening && !this.#keep && this.connections() >= this.ceiling) {
+    const n = this.connections();
+    if (n === this.ceiling) this.#report();
+    if (this.#listening && !this.#keep && n >= this.hardCeiling) {
+      this.log.warn({ connections: n, ceiling: this.hardCeiling }, 'out of descriptors but for a few: this worker stops accepting until connections close (the other workers take them)');
       this.#pause();
-      this.log.warn({ connections: this.connections(), ceiling: this.ceiling }, 'at the descriptor ceiling: this worker stops accepting until connections close (the other workers take them)');
     }
   };
 
@@ -202,6 +228,7 @@ export class WorkerAdmission {
     private readonly connections: () => number,
     private readonly log: Logger,
     readonly ceiling = descriptorCeiling(),
+    readonly hardCeiling = hardDescriptorCeiling(),
     private readonly report: (message: AdmissionMessage) => void = sendToPrimary,
   ) {
     server.on('connection', this.#onConnection);
@@ -217,6 +244,19 @@ export class WorkerAdmission {
     return this.#listening;
   }
 
+  /**
+   * A connection closed. While not listening, the primary hears of it at the end of the turn (once
+   * for all that closed in it), so a worker with room again is not left out until the next tick.
+   */
+  closed(): void {
+    if (this.#listening || this.#reportDue || this.#stopped) return;
+    this.#reportDue = true;
+    setImmediate(() => {
+      this.#reportDue = false;
+      if (!this.#stopped) this.#report();
+    });
+  }
+
   /** For the hub's shutdown: no more pauses or resumes (the server is closed by the hub). */
   stop(): void {
     if (this.#stopped) return;
@@ -228,15 +268,18 @@ export class WorkerAdmission {
 
   #tick(): void {
     this.#apply();
-    this.report({ type: 'ssehub:admission-load', connections: this.connections(), accepting: this.#listening });
+    this.#report();
   }
 
-  /** Listening when the primary says so and the ceiling allows (below it by 1%, so it does not flap), or when alone. */
+  #report(): void {
+    this.report({ type: 'ssehub:admission-load', connections: this.connections(), accepting: this.#listening, ceiling: Number.isFinite(this.ceiling) ? this.ceiling : null });
+  }
+
+  /** Listening when the primary says so, unless at the hard ceiling and not alone. */
   #apply(): void {
     if (this.#stopped) return;
-    const room = this.connections() < this.ceiling - Math.ceil(this.ceiling / 100);
     if (this.#listening && !this.#on) this.#pause();
-    else if (!this.#listening && this.#on && (room || this.#keep)) this.#resume();
+    else if (!this.#listening && this.#on && (this.#keep || this.connections() < this.hardCeiling)) this.#resume();
   }
 
   #pause(): void {
@@ -244,6 +287,7 @@ export class WorkerAdmission {
     this.#listening = false;
     this.log.debug({ connections: this.connections() }, 'not accepting');
     netClose(this.server);
+    this.#report();
   }
 
   #resume(): void {
@@ -260,7 +304,10 @@ export class WorkerAdmission {
       this.#listening = true;
       this.log.debug({ connections: this.connections() }, 'accepting');
       if (this.#stopped) netClose(this.server);
-      else this.#apply();
+      else {
+        this.#report();
+        this.#apply();
+      }
     };
     const listening = () => done();
     const failed = (error: Error) => done(error);
