@@ -45,9 +45,9 @@ const C_CRLF = 3; // the CRLF after chunk data
 const C_DONE = 4; // after the last chunk
 
 // Connection states.
-const IDLE = 0; // closed (by us, or it failed or was dropped)
-const CONNECTING = 1; // TCP connecting or waiting for the response headers
-const OPEN = 2; // headers received, events flowing
+export const IDLE = 0; // closed (by us, or it failed or was dropped)
+export const CONNECTING = 1; // TCP connecting or waiting for the response headers
+export const OPEN = 2; // headers received, events flowing
 
 const MAX_MISSING_RANGES = 256;
 const SERVER_CLOSED = 'closed by the server';

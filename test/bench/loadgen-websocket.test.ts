@@ -8,11 +8,10 @@ import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { Counters, WebSocketConnection, centrifugoSubscribe } from '../../bench/sse/loadgen.js';
+import { CONNECTING, Counters, OPEN, WebSocketConnection, centrifugoSubscribe } from '../../bench/sse/loadgen.js';
+import { sequenceReference } from '../helpers/sequence-reference.js';
 import { payload } from '../../bench/sse/clients.js';
 
-const CONNECTING = 1;
-const OPEN = 2;
 const OP_CONTINUATION = 0;
 const OP_TEXT = 1;
 const OP_BINARY = 2;
@@ -115,26 +114,6 @@ function feed(bytes: Buffer, cuts: number[], channel: string | undefined, comman
 /** The index of the read that holds byte `offset - 1` (the read that completes the first `offset` bytes). */
 function readAt(fed: Fed, offset: number): number {
   return fed.ends.findIndex((end) => end >= offset);
-}
-
-/** The counts a connection must come to for updates `seqs` arriving in this order (baseline 0). */
-function reference(seqs: number[]): { events: number; lost: number; duplicated: number; reordered: number; last: number } {
-  let last = 0;
-  const missing = new Set<number>();
-  let lost = 0;
-  let duplicated = 0;
-  let reordered = 0;
-  for (const s of seqs) {
-    if (s > last) {
-      for (let k = last + 1; k < s; k++) missing.add(k);
-      lost += s - last - 1;
-      last = s;
-    } else if (missing.delete(s)) {
-      lost--;
-      reordered++;
-    } else duplicated++;
-  }
-  return { events: seqs.length, lost, duplicated, reordered, last };
 }
 
 function counts(counters: Counters): { events: number; lost: number; duplicated: number; reordered: number } {
@@ -248,7 +227,7 @@ describe('load generator WebSocket counting', () => {
           seqs.push(m.seq);
         }
         const fed = feed(script.bytes(), cuts, undefined, null);
-        const ref = reference(seqs);
+        const ref = sequenceReference(seqs);
         assert.deepEqual(counts(fed.counters), { events: ref.events, lost: ref.lost, duplicated: ref.duplicated, reordered: ref.reordered });
         assert.equal(fed.c.lastSeq, ref.last);
         // Open at the read that completed the 101 head, and only there.
@@ -312,7 +291,7 @@ describe('load generator WebSocket counting', () => {
             script.message(Buffer.from(text(m), 'latin1'), m.framing);
           }
           const fed = feed(script.bytes(), cuts, 'bench', commands);
-          const ref = reference(seqs);
+          const ref = sequenceReference(seqs);
           assert.deepEqual(counts(fed.counters), { events: ref.events, lost: ref.lost, duplicated: ref.duplicated, reordered: ref.reordered });
           assert.equal(fed.c.lastSeq, ref.last);
           // Not open at the 101: open at the read that completed the subscribe reply's message, and only there.
@@ -345,7 +324,7 @@ describe('load generator WebSocket counting', () => {
         script.message(body, { ...framing, splits: framing.splits.map((x) => least + (x % (body.length - least + 1))), forms: framing.forms.map(() => 'min') });
         assert.equal(script.parts[2]![1], n === 700 ? 127 : 126);
         const fed = feed(script.bytes(), cuts, 'bench', commands);
-        const ref = reference(seqs);
+        const ref = sequenceReference(seqs);
         assert.deepEqual(counts(fed.counters), { events: ref.events, lost: ref.lost, duplicated: ref.duplicated, reordered: ref.reordered });
         assert.equal(ref.lost, n > 6 ? 2 : 0);
         assert.ok(fed.results.includes('open'));

@@ -5,10 +5,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { Connection, Counters } from '../../bench/sse/loadgen.js';
+import { CONNECTING, Connection, Counters } from '../../bench/sse/loadgen.js';
 import { payload } from '../../bench/sse/clients.js';
+import { sequenceReference } from '../helpers/sequence-reference.js';
 
-const CONNECTING = 1;
 const HEAD = 'HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n';
 
 /** The chunked bytes of a stream carrying updates `seqs` (ids `id-<seq>`), then optionally the last chunk. */
@@ -40,22 +40,7 @@ describe('load generator counting', () => {
       fc.property(fc.array(fc.integer({ min: 1, max: 30 }), { minLength: 1, maxLength: 40 }), fc.array(fc.nat(), { maxLength: 30 }), (seqs, cuts) => {
         const { c, counters, results } = feed(stream(seqs, false), cuts);
         assert.ok(results.includes('open'));
-        // The reference: the same rules, one update at a time.
-        let last = 0;
-        const missing = new Set<number>();
-        let lost = 0;
-        let duplicated = 0;
-        let reordered = 0;
-        for (const s of seqs) {
-          if (s > last) {
-            for (let k = last + 1; k < s; k++) missing.add(k);
-            lost += s - last - 1;
-            last = s;
-          } else if (missing.delete(s)) {
-            lost--;
-            reordered++;
-          } else duplicated++;
-        }
+        const { lost, duplicated, reordered, last } = sequenceReference(seqs);
         assert.deepEqual({ events: counters.events, lost: counters.lost, duplicated: counters.duplicated, reordered: counters.reordered }, { events: seqs.length, lost, duplicated, reordered });
         assert.equal(c.lastSeq, last);
         assert.equal(c.lastId(), `id-${seqs.at(-1)}`);

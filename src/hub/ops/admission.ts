@@ -239,11 +239,6 @@ export class WorkerAdmission {
     this.#tick();
   }
 
-  /** Listening now. */
-  get accepting(): boolean {
-    return this.#listening;
-  }
-
   /**
    * A connection closed. While not listening, the primary hears of it at the end of the turn (once
    * for all that closed in it), so a worker with room again is not left out until the next tick.
